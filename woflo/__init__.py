@@ -1,0 +1,45 @@
+"""woflo: concurrent.futures as it should have been.
+
+Every runner is an `Executor`, every submission a `TaskRun` (a real `Future`),
+with retries, per-attempt timeouts, stop, crash isolation and an event per
+attempt on top.
+"""
+
+from woflo._errors import AttemptTimeout as AttemptTimeout
+from woflo._errors import DeadlineExceeded as DeadlineExceeded
+from woflo._errors import SerializationError as SerializationError
+from woflo._errors import WofloError as WofloError
+from woflo._errors import WorkerCrashed as WorkerCrashed
+from woflo._executor import WofloExecutor as WofloExecutor
+from woflo._policy import Policy as Policy
+from woflo._runner import Runner as Runner
+from woflo._task import Task as Task
+from woflo._task import task as task
+from woflo._taskrun import AttemptRecord as AttemptRecord
+from woflo._taskrun import RunState as RunState
+from woflo._taskrun import TaskRun as TaskRun
+from woflo.log import configure_logging as configure_logging
+from woflo.runners.sequential import SequentialRunner as SequentialRunner
+from woflo.runners.thread import ThreadRunner as ThreadRunner
+
+__version__ = "0.9.0.dev0"
+
+__all__ = [
+    "AttemptRecord",
+    "AttemptTimeout",
+    "DeadlineExceeded",
+    "Policy",
+    "RunState",
+    "Runner",
+    "SequentialRunner",
+    "SerializationError",
+    "Task",
+    "TaskRun",
+    "ThreadRunner",
+    "WofloError",
+    "WofloExecutor",
+    "WorkerCrashed",
+    "configure_logging",
+    "task",
+    "__version__",
+]

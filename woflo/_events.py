@@ -1,0 +1,82 @@
+"""The structured events woflo emits, one per transition of a run.
+
+All events go through the structlog logger named ``woflo``, always in the
+submitting process, so one structlog configuration sees every attempt of every
+runner. woflo stays silent until structlog is configured (by the application,
+by `woflo.configure_logging`, or by `structlog.testing.capture_logs`): until
+then no event dict is even built, which keeps the per-task cost near zero.
+
+The names and fields are public API; `docs/events.md` documents them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from woflo._taskrun import TaskRun
+
+__all__ = ["EVENTS", "Emitter"]
+
+#: Every event name, with the log level it is emitted at.
+EVENTS: dict[str, str] = {
+    "task.submitted": "debug",
+    "attempt.started": "info",
+    "attempt.succeeded": "info",
+    "attempt.failed": "warning",
+    "attempt.timed_out": "warning",
+    "task.retrying": "info",
+    "task.succeeded": "info",
+    "task.failed": "error",
+    "task.cancelled": "warning",
+}
+
+
+def describe(exc: BaseException) -> str:
+    """``"ValueError: bad input"``: an exception as one readable line."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Emitter:
+    """Emits the events of one runner; carries the runner's name into each event."""
+
+    __slots__ = ("runner",)
+
+    def __init__(self, runner: str) -> None:
+        self.runner = runner
+
+    @staticmethod
+    def enabled() -> bool:
+        """Whether events would go anywhere: structlog has been configured."""
+        return structlog.is_configured()
+
+    def emit(
+        self,
+        event: str,
+        run: TaskRun[Any],
+        *,
+        attempt: int | None = None,
+        worker: object = None,
+        duration_s: float | None = None,
+        exception: BaseException | None = None,
+        **extra: Any,
+    ) -> None:
+        """Emit ``event`` about ``run``; a no-op until structlog is configured."""
+        if not structlog.is_configured():
+            return
+        fields: dict[str, Any] = {"task": run.name, "run_id": run.run_id, "runner": self.runner}
+        if attempt is not None:
+            fields["attempt"] = attempt
+        if worker is not None:
+            fields["worker"] = worker
+        if duration_s is not None:
+            fields["duration_s"] = round(duration_s, 6)
+        if exception is not None:
+            fields["exception"] = describe(exception)
+            fields["exception_type"] = type(exception).__qualname__
+        fields.update(extra)
+        logger = structlog.get_logger("woflo")
+        getattr(logger, EVENTS[event])(event, **fields)

@@ -1,0 +1,175 @@
+"""`Policy`: what to do after each attempt, as tenacity says, plus time limits.
+
+woflo does not reimplement backoff, jitter or exception filters: the simple
+options (``retries``, ``retry_wait_time``) are turned into tenacity's own
+``stop``/``wait``/``retry`` objects, and tenacity objects given by the user are
+used as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import tenacity
+from tenacity.retry import retry_base
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+__all__ = ["DEFAULT_POLICY", "POLICY_OPTIONS", "Policy", "PolicyOptions"]
+
+#: The keyword options every runner, `WofloExecutor` and `@task` accept.
+POLICY_OPTIONS = frozenset(
+    {
+        "retries",
+        "retry_wait_time",
+        "retry_sleep_time",
+        "timeout",
+        "deadline",
+        "stop",
+        "wait",
+        "retry",
+        "retrying",
+    }
+)
+
+# woflo 0.8 retried on Exception only; KeyboardInterrupt and friends end a run.
+_RETRY_ON_EXCEPTION = tenacity.retry_if_exception_type(Exception)
+
+
+def _positive_or_none(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A run's retry policy and time limits.
+
+    Attributes:
+        retrying: the tenacity controller asked after every attempt.
+        timeout: seconds one attempt may run, or ``None``.
+        deadline: seconds the whole run may take, attempts and waits included.
+        single_attempt: the policy can never ask for a second attempt.
+        custom: the user gave a ``retry`` predicate or a whole ``Retrying``
+            (which may retry on results or have hooks), so tenacity is asked at
+            every step; otherwise a success ends the run without asking it.
+        options: the options this policy was built from, for `Policy.build` overrides.
+    """
+
+    retrying: tenacity.Retrying
+    timeout: float | None
+    deadline: float | None
+    single_attempt: bool
+    custom: bool
+    options: Mapping[str, Any]
+
+    @classmethod
+    def build(cls, base: Policy | None = None, **options: Any) -> Policy:
+        """Build a policy from woflo's options, on top of ``base``'s options.
+
+        Args:
+            base: a policy whose options are kept unless overridden.
+            **options: any of `POLICY_OPTIONS`.
+
+        Raises:
+            TypeError: an unknown option, or a value of the wrong type.
+            ValueError: a value out of range, or options that contradict each other.
+
+        Example:
+            >>> from tenacity import wait_exponential_jitter
+            >>> Policy.build(retries=3, wait=wait_exponential_jitter(1, 30)).timeout is None
+            True
+        """
+        unknown = set(options) - POLICY_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; expected some of {', '.join(sorted(POLICY_OPTIONS))}"
+            )
+        merged = dict(base.options) if base is not None else {}
+        merged.update(options)
+        merged = {k: v for k, v in merged.items() if v is not None}
+        return cls._from_options(merged)
+
+    @classmethod
+    def _from_options(cls, opts: dict[str, Any]) -> Policy:
+        timeout = _positive_or_none("timeout", opts.get("timeout"))
+        deadline = _positive_or_none("deadline", opts.get("deadline"))
+        retries = opts.get("retries")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
+            raise TypeError(f"retries must be an int, not {type(retries).__name__}")
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        wait_time = cls._wait_time(opts)
+
+        if "retrying" in opts:
+            clash = {"retries", "retry_wait_time", "retry_sleep_time", "stop", "wait", "retry"} & set(opts)
+            if clash:
+                raise ValueError(f"give retrying= alone, or {', '.join(sorted(clash))} without it")
+            retrying = opts["retrying"]
+            if not isinstance(retrying, tenacity.Retrying):
+                raise TypeError(f"retrying must be a tenacity.Retrying, not {type(retrying).__name__}")
+            return cls(retrying, timeout, deadline, False, True, opts)
+
+        if retries is not None and "stop" in opts:
+            raise ValueError("give retries= or stop=, not both")
+        if wait_time is not None and "wait" in opts:
+            raise ValueError("give retry_wait_time= or wait=, not both")
+        stop = cls._checked(opts, "stop", stop_base)
+        wait = cls._checked(opts, "wait", wait_base)
+        retry = cls._checked(opts, "retry", retry_base)
+        if stop is None:
+            stop = tenacity.stop_after_attempt((retries or 0) + 1)
+        if wait is None:
+            wait = tenacity.wait_fixed(wait_time or 0.0)
+        retrying = tenacity.Retrying(stop=stop, wait=wait, retry=retry or _RETRY_ON_EXCEPTION, reraise=True)
+        single = "stop" not in opts and not retries
+        return cls(retrying, timeout, deadline, single, retry is not None, opts)
+
+    @staticmethod
+    def _wait_time(opts: dict[str, Any]) -> float | None:
+        # woflo 0.8.2 spelled it retry_wait_time, its README retry_sleep_time.
+        a, b = opts.get("retry_wait_time"), opts.get("retry_sleep_time")
+        if a is not None and b is not None and a != b:
+            raise ValueError("retry_wait_time and retry_sleep_time are the same option; give one")
+        value = a if a is not None else b
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"retry_wait_time must be a number of seconds, not {type(value).__name__}")
+        if value < 0 or math.isinf(value) or math.isnan(value):
+            raise ValueError(f"retry_wait_time must be >= 0 and finite, got {value!r}")
+        return float(value)
+
+    @staticmethod
+    def _checked(opts: dict[str, Any], name: str, kind: type) -> Any:
+        value = opts.get(name)
+        # tenacity accepts any callable taking the retry state; so do we.
+        if value is not None and not isinstance(value, kind) and not callable(value):
+            raise TypeError(f"{name} must be a tenacity {name} strategy, not {type(value).__name__}")
+        return value
+
+
+#: No retries, no time limits.
+DEFAULT_POLICY = Policy.build()
+
+
+class PolicyOptions(TypedDict, total=False):
+    """The policy keywords, for typing ``**options`` of runners and tasks."""
+
+    retries: int | None
+    retry_wait_time: float | None
+    retry_sleep_time: float | None
+    timeout: float | None
+    deadline: float | None
+    stop: Any
+    wait: Any
+    retry: Any
+    retrying: tenacity.Retrying | None

@@ -1,0 +1,513 @@
+"""`Runner`: the Executor base that owns the attempt loop for every runner.
+
+A run travels like this (see docs/architecture.md):
+
+1. ``submit`` creates a `TaskRun`, emits ``task.submitted`` and launches
+   attempt 1 through the concrete runner's `Runner._start`.
+2. The backend calls `Attempt.begin` when the attempt really starts (this arms
+   the timeout timer and emits ``attempt.started``), then `Attempt.succeed` or
+   `Attempt.fail`.
+3. `Runner._settle` records the attempt and asks the policy (tenacity's
+   ``Retrying.iter``) what next: done, or sleep N then attempt again. The wait
+   is a timer on the runner's `Scheduler`, so no worker is held during it.
+
+A concrete runner implements only `_start` (run one attempt) and, if it can,
+`_stop` (stop one attempt) and `_close` (release its workers).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Executor
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import structlog
+import tenacity
+
+from woflo._errors import AttemptTimeout, DeadlineExceeded
+from woflo._events import Emitter
+from woflo._policy import Policy
+from woflo._scheduler import Scheduler, Timer
+from woflo._shared import track
+from woflo._taskrun import AttemptRecord, TaskRun
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from woflo._policy import PolicyOptions
+
+__all__ = ["Attempt", "Runner"]
+
+T = TypeVar("T")
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The name events and reprs use for ``fn``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., Any], Policy, str | None]:
+    """A `@task` handed to an executor runs its plain function under its own policy."""
+    unwrap = getattr(fn, "_woflo_unwrap", None)
+    if unwrap is None:
+        return fn, policy, None
+    result: tuple[Callable[..., Any], Policy, str | None] = unwrap()
+    return result
+
+
+def _results_in_order(runs: list[TaskRun[T]], end: float | None) -> Iterator[T]:
+    # A generator of its own so that everything is submitted before the first
+    # result is asked for (the stdlib's map does the same).
+    runs.reverse()
+    try:
+        while runs:
+            run = runs.pop()
+            try:
+                yield run.result(None if end is None else end - time.monotonic())
+            finally:
+                run.cancel()
+    finally:
+        for run in runs:
+            run.cancel()
+
+
+class _Control:
+    """The runner's private bookkeeping for one run."""
+
+    __slots__ = ("args", "deadline_hit", "deadline_timer", "fn", "kwargs", "policy", "retry_state", "t0")
+
+    def __init__(self, policy: Policy, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.policy = policy
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.t0 = time.monotonic()
+        self.deadline_timer: Timer | None = None
+        self.deadline_hit = False
+        self.retry_state: tenacity.RetryCallState | None = None
+
+
+class Attempt:
+    """One attempt of a run, as a backend sees it.
+
+    The backend runs ``fn(*args, **kwargs)``; it calls `begin` when the attempt
+    really starts, then exactly one of `succeed` or `fail`. Calls after the
+    attempt was settled otherwise (timed out, stopped) are ignored, so a late
+    result is simply dropped. ``handle`` is the backend's own slot (a worker,
+    an asyncio task, a Dask future) for `Runner._stop`.
+    """
+
+    __slots__ = (
+        "_ctl",
+        "_runner",
+        "handle",
+        "number",
+        "run",
+        "settled",
+        "started",
+        "started_wall",
+        "timer",
+        "worker",
+    )
+
+    def __init__(self, runner: Runner, run: TaskRun[Any], ctl: _Control, number: int) -> None:
+        self._runner = runner
+        self.run = run
+        self._ctl = ctl
+        self.number = number
+        self.started: float | None = None
+        self.started_wall = 0.0
+        self.worker: object = None
+        self.timer: Timer | None = None
+        self.settled = False
+        self.handle: Any = None
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The callable to run."""
+        return self._ctl.fn
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """Its positional arguments."""
+        return self._ctl.args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Its keyword arguments."""
+        return self._ctl.kwargs
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds this attempt may run, or ``None``."""
+        return self._ctl.policy.timeout
+
+    def begin(self, worker: object = None) -> bool:
+        """Mark the attempt as started on ``worker``; ``False`` means: do not run it."""
+        return self._runner._begin(self, worker)
+
+    def succeed(self, value: Any) -> None:
+        """Report the attempt's return value."""
+        self._runner._settle(self, "succeeded", value, None)
+
+    def fail(self, exc: BaseException, outcome: str = "failed") -> None:
+        """Report the attempt's exception (``outcome="crashed"`` for a dead worker)."""
+        self._runner._settle(self, outcome, None, exc)
+
+
+class Runner(Executor):
+    """Base of every woflo runner: a `concurrent.futures.Executor` with retries,
+    per-attempt timeouts, run deadlines, `TaskRun.stop` and an event per attempt.
+
+    Args:
+        **options: the default policy for ``submit``: ``retries``,
+            ``retry_wait_time`` (alias ``retry_sleep_time``), ``timeout``,
+            ``deadline``, tenacity's ``stop``/``wait``/``retry``, or a whole
+            ``retrying=tenacity.Retrying(...)``.
+    """
+
+    #: The runner's name in events (``runner=`` field).
+    runner_name: ClassVar[str] = "runner"
+
+    def __init__(self, **options: Unpack[PolicyOptions]) -> None:
+        self._policy = Policy.build(**options)
+        self._events = Emitter(self.runner_name)
+        self._lock = threading.Lock()
+        self._settle_lock = threading.Lock()
+        self._shutdown = False
+        self._closed = False
+        self._active: set[TaskRun[Any]] = set()
+        self._scheduler = Scheduler(f"woflo-{self.runner_name}-timers", self._report_error)
+        track(self)
+
+    # -- the Executor contract --------------------------------------------------
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> TaskRun[T]:
+        """Run ``fn(*args, **kwargs)`` under this runner's policy; return its `TaskRun`.
+
+        Raises:
+            TypeError: ``fn`` is not callable.
+            RuntimeError: the runner has been shut down.
+        """
+        fn, policy, name = unwrap_task(fn, self._policy)
+        return self._submit(fn, args, kwargs, policy, name)
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[T]:
+        """``map(fn, *iterables)`` with every call a run; results in order.
+
+        Submits everything at once, yields results lazily, raises the first
+        exception when its result is reached, and raises `TimeoutError` if the
+        results are not all there ``timeout`` seconds after the call. Runners
+        that batch (processes) use ``chunksize``; the others ignore it.
+        """
+        return self._map(fn, iterables, timeout, chunksize, self._policy)
+
+    def _map(
+        self,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        chunksize: int,
+        policy: Policy,
+    ) -> Iterator[T]:
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        fn, policy, name = unwrap_task(fn, policy)
+        end = None if timeout is None else time.monotonic() + timeout
+        runs = [self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False)]
+        return _results_in_order(runs, end)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
+        """Stop taking work and release the workers once the runs are done.
+
+        Args:
+            wait: block until every run (retries included) has finished and the
+                workers are gone.
+            cancel_futures: cancel the runs that have not started.
+            stop_running: also `stop` the runs in progress (what Ctrl-C inside a
+                ``with`` block does).
+
+        Calling it again does nothing more.
+        """
+        with self._lock:
+            self._shutdown = True
+            runs = list(self._active)
+        if stop_running:
+            for run in runs:
+                run.stop()
+        elif cancel_futures:
+            for run in runs:
+                run.cancel()
+        if wait:
+            for run in runs:
+                run.wait()
+            self._close_all(wait=True)
+        else:
+            with self._lock:
+                idle = not self._active
+            if idle:
+                self._close_all(wait=False)
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        # Ctrl-C in a with block should stop the work now, not wait for it.
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(wait=True, stop_running=interrupted)
+
+    # -- what a concrete runner implements -----------------------------------------
+
+    def _start(self, attempt: Attempt) -> None:
+        """Start one attempt (or queue it); report through ``attempt``."""
+        raise NotImplementedError
+
+    def _stop(self, attempt: Attempt) -> None:
+        """Stop a running or queued attempt that was settled as timed out or stopped.
+
+        The default abandons it: its late result is ignored.
+        """
+
+    def _close(self, wait: bool) -> None:
+        """Release the workers; called once, when no run is left."""
+
+    def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
+        """Schedule a ``"timeout"``, ``"deadline"`` or ``"retry"`` wait."""
+        return self._scheduler.call_later(delay, fn)
+
+    # -- the attempt loop ---------------------------------------------------------
+
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: Policy,
+        name: str | None,
+    ) -> TaskRun[Any]:
+        if not callable(fn):
+            raise TypeError(f"{fn!r} is not callable")
+        run = TaskRun._create(name or task_name(fn), self)
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._active.add(run)
+        ctl = run._ctl = _Control(policy, fn, args, kwargs)
+        self._events.emit("task.submitted", run)
+        if policy.deadline is not None:
+            ctl.deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run, ctl))
+        if policy.custom:
+            # A user's Retrying may have a `before` hook; let tenacity run it.
+            retrying = policy.retrying
+            ctl.retry_state = tenacity.RetryCallState(retrying, fn, args, kwargs)
+            retrying.iter(ctl.retry_state)
+        self._launch(Attempt(self, run, ctl, 1))
+        return run
+
+    def _launch(self, attempt: Attempt) -> None:
+        attempt.run._current = attempt
+        try:
+            self._start(attempt)
+        except BaseException as exc:
+            attempt.fail(exc)
+
+    def _begin(self, attempt: Attempt, worker: object) -> bool:
+        if attempt.settled or not attempt.run._try_begin():
+            return False
+        attempt.started = time.monotonic()
+        attempt.started_wall = time.time()
+        attempt.worker = worker
+        timeout = attempt._ctl.policy.timeout
+        if timeout is not None:
+            attempt.timer = self._arm_timer("timeout", timeout, lambda: self._on_timeout(attempt))
+        self._events.emit("attempt.started", attempt.run, attempt=attempt.number, worker=worker)
+        return True
+
+    def _claim(self, attempt: Attempt) -> bool:
+        """Settle ``attempt`` once: the first of result, timeout and stop wins."""
+        with self._settle_lock:
+            if attempt.settled:
+                return False
+            attempt.settled = True
+        if attempt.timer is not None:
+            attempt.timer.cancel()
+        return True
+
+    def _settle(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
+        if self._claim(attempt):
+            self._settled(attempt, outcome, value, exc)
+
+    def _settled(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
+        run = attempt.run
+        duration = 0.0 if attempt.started is None else time.monotonic() - attempt.started
+        run.attempts.append(AttemptRecord(attempt.number, attempt.started_wall, duration, outcome, exc, attempt.worker))
+        number, worker = attempt.number, attempt.worker
+        ctl = attempt._ctl
+        if exc is None:
+            self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
+            if not ctl.policy.custom:
+                self._finish(run, ctl, value, None)
+                return
+        else:
+            event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
+            self._events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
+            if run.done():
+                return
+            if ctl.deadline_hit:
+                self._finish(run, ctl, None, self._deadline_error(run, ctl))
+                return
+            if ctl.policy.single_attempt:
+                self._finish(run, ctl, None, exc)
+                return
+        self._next(attempt, value, exc)
+
+    def _next(self, attempt: Attempt, value: Any, exc: BaseException | None) -> None:
+        """Ask tenacity what follows this attempt, and do it."""
+        run, ctl = attempt.run, attempt._ctl
+        retrying = ctl.policy.retrying
+        state = ctl.retry_state
+        if state is None:
+            state = ctl.retry_state = tenacity.RetryCallState(retrying, ctl.fn, ctl.args, ctl.kwargs)
+            state.start_time = ctl.t0
+        state.attempt_number = attempt.number
+        if exc is None:
+            state.set_result(value)
+        else:
+            state.set_exception((type(exc), exc, exc.__traceback__))
+        # tenacity keeps per-thread statistics that iter() updates; this thread's
+        # copy must exist (we never read it).
+        if "attempt_number" not in retrying.statistics:
+            retrying.begin()
+        try:
+            action = retrying.iter(state)
+        except tenacity.RetryError as err:
+            last = err.last_attempt
+            final = last.exception() if last.failed else err
+            self._finish(run, ctl, None, final or err)
+            return
+        except BaseException as final:
+            self._finish(run, ctl, None, final)
+            return
+        if isinstance(action, tenacity.DoSleep):
+            self._retry_after(attempt, float(action))
+        elif isinstance(action, tenacity.DoAttempt):
+            self._retry_after(attempt, 0.0)
+        else:
+            # The outcome's value, or what a retry_error_callback returned.
+            self._finish(run, ctl, action, None)
+
+    def _retry_after(self, attempt: Attempt, wait: float) -> None:
+        run, ctl = attempt.run, attempt._ctl
+        deadline = ctl.policy.deadline
+        if deadline is not None and time.monotonic() + wait - ctl.t0 >= deadline:
+            # The next attempt could not start in time: end the run now.
+            self._finish(run, ctl, None, self._deadline_error(run, ctl))
+            return
+        if not run._set_retrying():
+            return
+        assert ctl.retry_state is not None
+        ctl.retry_state.prepare_for_next_attempt()
+        self._events.emit("task.retrying", run, attempt=attempt.number, wait_s=wait, next_attempt=attempt.number + 1)
+        following = Attempt(self, run, ctl, attempt.number + 1)
+        if wait <= 0:
+            self._launch(following)
+        else:
+            run._current = self._arm_timer("retry", wait, lambda: self._launch(following))
+
+    def _finish(self, run: TaskRun[Any], ctl: _Control, value: Any, exc: BaseException | None) -> None:
+        if ctl.deadline_timer is not None:
+            ctl.deadline_timer.cancel()
+        run._current = None
+        if exc is None:
+            done = run._succeed(value)
+        else:
+            done = run._fail(exc)
+        if done:
+            duration = time.monotonic() - ctl.t0
+            if exc is None:
+                self._events.emit("task.succeeded", run, attempt=len(run.attempts), duration_s=duration)
+            else:
+                self._events.emit("task.failed", run, attempt=len(run.attempts), duration_s=duration, exception=exc)
+        self._forget(run)
+
+    def _forget(self, run: TaskRun[Any]) -> None:
+        with self._lock:
+            self._active.discard(run)
+            close = self._shutdown and not self._active
+        if close:
+            self._close_all(wait=False)
+
+    # -- timers and stopping ----------------------------------------------------------
+
+    def _on_timeout(self, attempt: Attempt) -> None:
+        timeout = attempt._ctl.policy.timeout
+        self._interrupt(
+            attempt,
+            "timed_out",
+            AttemptTimeout(f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"),
+        )
+
+    def _interrupt(self, attempt: Attempt, outcome: str, exc: BaseException) -> None:
+        """Settle an attempt from outside, then have the backend stop it."""
+        if not self._claim(attempt):
+            return
+        self._stop(attempt)
+        if attempt.started is not None:
+            self._settled(attempt, outcome, None, exc)
+        elif outcome == "timed_out":
+            # A deadline that passed before the attempt reached a worker.
+            self._finish(attempt.run, attempt._ctl, None, exc)
+
+    def _on_deadline(self, run: TaskRun[Any], ctl: _Control) -> None:
+        ctl.deadline_hit = True
+        current = run._current
+        if isinstance(current, Attempt):
+            self._interrupt(current, "timed_out", self._deadline_error(run, ctl))
+        elif isinstance(current, Timer):
+            current.cancel()
+            self._finish(run, ctl, None, self._deadline_error(run, ctl))
+
+    @staticmethod
+    def _deadline_error(run: TaskRun[Any], ctl: _Control) -> DeadlineExceeded:
+        err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {ctl.policy.deadline:g}s")
+        if run.attempts:
+            err.__cause__ = run.attempts[-1].exception
+        return err
+
+    def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
+        """Called by `TaskRun.cancel` / `TaskRun.stop` once the run is marked cancelled."""
+        current = run._current
+        run._current = None
+        if isinstance(current, Timer):
+            current.cancel()
+        elif isinstance(current, Attempt):
+            self._interrupt(current, "stopped", CancelledError(f"{run.name} was stopped"))
+        ctl: _Control | None = run._ctl
+        if ctl is not None and ctl.deadline_timer is not None:
+            ctl.deadline_timer.cancel()
+        self._events.emit("task.cancelled", run, stopped=stopped)
+        self._forget(run)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def _close_all(self, wait: bool) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._scheduler.close(wait)
+        self._close(wait)
+
+    def _report_error(self, exc: BaseException) -> None:
+        # An error inside woflo's own timer callbacks: say so through the
+        # event channel rather than kill the scheduler thread.
+        if structlog.is_configured():
+            structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)

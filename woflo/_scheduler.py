@@ -1,0 +1,112 @@
+"""`Scheduler`: one thread that fires an executor's timers.
+
+Retry waits, per-attempt timeouts and run deadlines are all timers. A runner
+owns one scheduler, so a thousand runs waiting to retry cost a thousand heap
+entries, not a thousand threads or `threading.Timer` objects. The thread starts
+on the first timer and is joined by `close`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Scheduler", "Timer"]
+
+
+class Timer:
+    """A handle on one scheduled call; `cancel` keeps it from firing."""
+
+    __slots__ = ("cancelled", "fn", "seq", "when")
+
+    def __init__(self, when: float, seq: int, fn: Callable[[], object]) -> None:
+        self.when = when
+        self.seq = seq
+        self.fn = fn
+        self.cancelled = False
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+    def cancel(self) -> None:
+        """Keep the call from happening (no effect if it already ran)."""
+        self.cancelled = True
+
+
+class Scheduler:
+    """Calls functions at given times, from one thread.
+
+    Callbacks must be short: they run one after another on the scheduler's
+    thread. An exception in one is reported by ``on_error`` and does not stop
+    the others.
+    """
+
+    def __init__(self, name: str, on_error: Callable[[BaseException], None]) -> None:
+        self._name = name
+        self._on_error = on_error
+        self._heap: list[Timer] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._compact_at = 1024
+
+    def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
+        """Call ``fn()`` after ``delay`` seconds; return a handle to cancel it."""
+        timer = Timer(time.monotonic() + delay, next(self._seq), fn)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("scheduler is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, timer)
+            if len(self._heap) >= self._compact_at:
+                self._compact()
+            # Only an earlier deadline than the one being slept on needs a wake-up.
+            if self._heap[0] is timer:
+                self._cond.notify()
+        return timer
+
+    def close(self, wait: bool = True) -> None:
+        """Drop the timers not yet due and stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+            thread = self._thread
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        heap = self._heap
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    while heap and heap[0].cancelled:
+                        heapq.heappop(heap)
+                    if heap:
+                        delay = heap[0].when - time.monotonic()
+                        if delay <= 0:
+                            timer = heapq.heappop(heap)
+                            break
+                        self._cond.wait(delay)
+                    else:
+                        self._cond.wait()
+            try:
+                timer.fn()
+            except BaseException as exc:
+                self._on_error(exc)
+
+    def _compact(self) -> None:
+        # Cancelled timeouts of finished attempts pile up behind long timeouts:
+        # drop them whenever the heap doubles. Called with the lock held.
+        live = [t for t in self._heap if not t.cancelled]
+        heapq.heapify(live)
+        self._heap[:] = live
+        self._compact_at = max(1024, 2 * len(live))

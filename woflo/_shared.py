@@ -1,0 +1,63 @@
+"""The runners that ``@task`` uses when given a runner class instead of an instance.
+
+woflo 0.8 wrote ``@task(runner=SequentialTaskRun)``: a class. Every task naming
+the same class shares one instance of it, made on first use and shut down at
+interpreter exit. This module holds that process-wide registry, and only it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from woflo._runner import Runner
+
+__all__ = ["default_runner", "default_runner_class", "shared_runner", "track"]
+
+_lock = threading.Lock()
+_shared: dict[type[Any], Runner] = {}
+_live: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+def shared_runner(cls: type[Runner]) -> Runner:
+    """The process-wide instance of runner class ``cls``, made on first use.
+
+    A shared instance that was shut down is replaced by a new one.
+    """
+    with _lock:
+        runner = _shared.get(cls)
+        if runner is None or runner._shutdown:
+            factory = getattr(cls, "_shared_instance", None)
+            runner = factory() if factory is not None else cls()
+            _shared[cls] = runner
+        return runner
+
+
+def track(runner: Runner) -> None:
+    """Shut ``runner`` down at interpreter exit if its owner did not."""
+    _live.add(runner)
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    # Like the stdlib executors, let submitted work finish before exit; the
+    # runners' own threads are daemons, so nothing else would wait for them.
+    for runner in list(_live):
+        runner.shutdown(wait=True)
+
+
+def default_runner() -> Runner:
+    """The runner ``@task`` uses when none is named."""
+    from woflo.runners.thread import ThreadRunner
+
+    return shared_runner(ThreadRunner)
+
+
+def default_runner_class() -> type[Runner]:
+    """The runner class `WofloExecutor` builds when none is named."""
+    from woflo.runners.thread import ThreadRunner
+
+    return ThreadRunner

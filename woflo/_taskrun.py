@@ -1,0 +1,267 @@
+"""`TaskRun`: a `concurrent.futures.Future` that knows its attempts.
+
+A TaskRun behaves exactly like the Future the standard executors return. It only
+adds what a run of a task has on top: a name, an id, a state that tells
+"retrying" from "running", the record of every attempt, ``stop()``, the woflo 0.8
+methods, and ``await``. Only runners create TaskRuns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import uuid
+from collections.abc import Generator
+from concurrent.futures import CancelledError, Future
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from woflo._runner import Runner
+
+__all__ = ["AttemptRecord", "RunState", "TaskRun"]
+
+T = TypeVar("T")
+
+
+class RunState(str, enum.Enum):
+    """Where a run is in its life. ``str`` so it prints and compares as its name."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What happened in one attempt of a run.
+
+    Attributes:
+        number: 1 for the first attempt.
+        started_at: wall-clock start (``time.time()``).
+        duration_s: how long the attempt ran, in seconds.
+        outcome: ``"succeeded"``, ``"failed"``, ``"timed_out"``, ``"crashed"`` or ``"stopped"``.
+        exception: the attempt's exception, ``None`` on success.
+        worker: who ran it: a thread name, a process id, a Dask worker address.
+    """
+
+    number: int
+    started_at: float
+    duration_s: float
+    outcome: str
+    exception: BaseException | None
+    worker: object
+
+
+class TaskRun(Future[T], Generic[T]):
+    """One submission of a callable: a `Future` with attempts, state and `stop()`.
+
+    Use it as any `concurrent.futures.Future` (``result``, ``exception``,
+    ``add_done_callback``, ``wait``, ``as_completed``), ``await`` it inside an
+    event loop, or with the woflo 0.8 methods ``get_result``, ``wait``,
+    ``is_running`` and ``stop``.
+
+    Example:
+        >>> from woflo import ThreadRunner
+        >>> with ThreadRunner(max_workers=1) as ex:
+        ...     run = ex.submit(pow, 2, 10)
+        ...     run.result(), run.state, len(run.attempts)
+        (1024, <RunState.SUCCEEDED: 'succeeded'>, 1)
+    """
+
+    name: str
+    attempts: list[AttemptRecord]
+    _run_id: str | None
+    _runner: Runner
+    _run_state: RunState
+    # The runner's handle on the attempt in progress (or the scheduled retry),
+    # and its bookkeeping for the run.
+    _current: Any
+    _ctl: Any
+
+    def __init__(self) -> None:
+        raise TypeError("TaskRun objects are created by runners: call Runner.submit() or a @task")
+
+    @classmethod
+    def _create(cls, name: str, runner: Runner) -> TaskRun[Any]:
+        self: TaskRun[Any] = cls.__new__(cls)
+        Future.__init__(self)
+        self.name = name
+        self._run_id = None
+        self._runner = runner
+        self._run_state = RunState.PENDING
+        self.attempts = []
+        self._current = None
+        self._ctl = None
+        return self
+
+    # -- identity and state ---------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """A unique id for this run (a uuid4 hex string), made on first use."""
+        if self._run_id is None:
+            self._run_id = uuid.uuid4().hex
+        return self._run_id
+
+    @property
+    def state(self) -> RunState:
+        """The run's state: pending, running, retrying, succeeded, failed or cancelled."""
+        return self._run_state
+
+    @property
+    def runner(self) -> Runner:
+        """The runner this run was submitted to."""
+        return self._runner
+
+    def __repr__(self) -> str:
+        return f"<TaskRun {self.name!r} run_id={self.run_id[:8]} state={self._run_state.value}>"
+
+    # -- stdlib contract, extended --------------------------------------------
+
+    def cancel(self) -> bool:
+        """Cancel the run if no attempt has started yet (the stdlib contract).
+
+        Returns ``False`` once an attempt is running or the run is done; use
+        `stop` to end a running run.
+        """
+        with self._condition:
+            if self._state != PENDING:
+                return self._state == CANCELLED_AND_NOTIFIED
+            # Notify waiters now: a cancelled run may never reach a worker that
+            # would otherwise call set_running_or_notify_cancel for it.
+            self._finish_cancelled()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._runner._on_cancelled(self, stopped=False)
+        return True
+
+    def stop(self) -> bool:
+        """Stop the run wherever it is, and end it as cancelled.
+
+        A pending run is cancelled, a scheduled retry is dropped, and a running
+        attempt is stopped as far as the runner can: the process runner kills the
+        worker, the async runner cancels the coroutine, the thread runner abandons
+        the thread (its late result is discarded), the sequential runner cannot.
+
+        Returns:
+            ``True`` if the run ended as cancelled, ``False`` if it had already
+            finished.
+        """
+        with self._condition:
+            if self._state in (FINISHED, CANCELLED_AND_NOTIFIED):
+                return self._state == CANCELLED_AND_NOTIFIED
+            self._finish_cancelled()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._runner._on_cancelled(self, stopped=True)
+        return True
+
+    def _finish_cancelled(self) -> None:
+        # Called with self._condition held; the caller invokes the callbacks
+        # after releasing it, as Future.cancel() does. Mirrors cancel() followed
+        # by set_running_or_notify_cancel(), but is also valid from RUNNING.
+        self._state = CANCELLED_AND_NOTIFIED
+        self._run_state = RunState.CANCELLED
+        for waiter in self._waiters:
+            waiter.add_cancelled(self)
+        self._condition.notify_all()
+
+    def _try_begin(self) -> bool:
+        """Move PENDING to RUNNING for the first attempt; False if the run is over."""
+        with self._condition:
+            if self._state == PENDING:
+                self._state = RUNNING
+                self._run_state = RunState.RUNNING
+                return True
+            if self._state == RUNNING:
+                self._run_state = RunState.RUNNING
+                return True
+            return False
+
+    def _set_retrying(self) -> bool:
+        with self._condition:
+            if self._state != RUNNING:
+                return False
+            self._run_state = RunState.RETRYING
+            return True
+
+    def _succeed(self, value: T) -> bool:
+        # Future.set_result would run the callbacks under our lock and raise on a
+        # run stopped meanwhile; this does the same bookkeeping race-free.
+        with self._condition:
+            if self._state != RUNNING:
+                return False
+            self._result = value
+            self._state = FINISHED
+            self._run_state = RunState.SUCCEEDED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+    def _fail(self, exc: BaseException) -> bool:
+        with self._condition:
+            if self._state not in (RUNNING, PENDING):
+                return False
+            self._exception = exc
+            self._state = FINISHED
+            self._run_state = RunState.FAILED
+            for waiter in self._waiters:
+                waiter.add_exception(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+    # -- woflo 0.8 API ---------------------------------------------------------
+
+    def get_result(self, raise_exceptions: bool = False, wait: bool = True, timeout: float | None = None) -> Any:
+        """Return the task's value; the woflo 0.8 form of `result`.
+
+        Args:
+            raise_exceptions: raise the task's exception instead of returning it.
+                ``result()`` is the always-raising form.
+            wait: with ``False``, raise `RuntimeError` at once if the run has not
+                finished.
+            timeout: seconds to wait at most (`TimeoutError` after that).
+
+        Returns:
+            The return value, or, if the run failed or was cancelled and
+            ``raise_exceptions`` is false, the exception object.
+
+        Example:
+            >>> from woflo import SequentialRunner
+            >>> SequentialRunner().submit(int, "x").get_result()
+            ValueError("invalid literal for int() with base 10: 'x'")
+        """
+        if not wait and not self.done():
+            raise RuntimeError(f"Task {self.name} is still running")
+        try:
+            return self.result(timeout)
+        except (CancelledError, Exception) as exc:
+            if raise_exceptions or (isinstance(exc, TimeoutError) and not self.done()):
+                raise
+            return exc
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run is done; return whether it is (``False`` on timeout)."""
+        with self._condition:
+            if self._state not in (FINISHED, CANCELLED_AND_NOTIFIED):
+                self._condition.wait(timeout)
+            return self._state in (FINISHED, CANCELLED_AND_NOTIFIED)
+
+    def is_running(self) -> bool:
+        """True while the run is not done (running, retrying or waiting for a worker)."""
+        return not self.done()
+
+    # -- asyncio ---------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, T]:
+        """``await run`` inside a running event loop gives the result."""
+        return asyncio.wrap_future(self).__await__()

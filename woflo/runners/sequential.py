@@ -1,0 +1,108 @@
+"""`SequentialRunner`: every attempt runs inline, inside ``submit``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from woflo._errors import AttemptTimeout
+from woflo._runner import Attempt, Runner
+from woflo._scheduler import Timer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from woflo._policy import PolicyOptions
+
+__all__ = ["SequentialRunner"]
+
+
+class SequentialRunner(Runner):
+    """Runs each task in the calling thread; ``submit`` returns a finished `TaskRun`.
+
+    Retries and their waits happen inside ``submit`` too. Nothing can interrupt
+    an attempt here, so ``timeout`` and ``deadline`` are checked when an attempt
+    returns: an attempt that took longer than ``timeout`` fails with
+    `AttemptTimeout` (its result is discarded) but has run to its end, and
+    `TaskRun.stop` cannot end a running attempt. Use `ThreadRunner` or
+    `ProcessRunner` when an attempt must be cut short.
+
+    Example:
+        >>> run = SequentialRunner(retries=1).submit(divmod, 7, 2)
+        >>> run.done(), run.result()
+        (True, (3, 1))
+    """
+
+    runner_name = "sequential"
+
+    def __init__(self, **options: Unpack[PolicyOptions]) -> None:
+        super().__init__(**options)
+        # Attempts started while one runs inline (a retry) queue up here instead
+        # of recursing, so a thousand retries need no deep stack.
+        self._local = threading.local()
+
+    def _start(self, attempt: Attempt) -> None:
+        self._enqueue(lambda: self._run(attempt))
+
+    def _enqueue(self, step: Callable[[], object]) -> None:
+        pending: deque[Callable[[], object]] | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.append(step)
+            return
+        self._local.pending = pending = deque([step])
+        try:
+            while pending:
+                pending.popleft()()
+        finally:
+            self._local.pending = None
+
+    def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
+        timer = Timer(time.monotonic() + delay, 0, fn)
+        if kind == "retry":
+
+            def wait_then_run() -> None:
+                time.sleep(delay)
+                if not timer.cancelled:
+                    fn()
+
+            self._enqueue(wait_then_run)
+        # Timeouts and deadlines are checked after the attempt instead (see _run).
+        return timer
+
+    def _run(self, attempt: Attempt) -> None:
+        if not attempt.begin(threading.current_thread().name):
+            return
+        started = time.monotonic()
+        try:
+            value = attempt.fn(*attempt.args, **attempt.kwargs)
+        except Exception as exc:
+            self._report(attempt, started, None, exc)
+        except BaseException as exc:
+            # Ctrl-C or SystemExit inside an inline task: end the run, then let
+            # the caller of submit see it, as a plain call would.
+            self._report(attempt, started, None, exc)
+            raise
+        else:
+            self._report(attempt, started, value, None)
+
+    def _report(self, attempt: Attempt, started: float, value: object, exc: BaseException | None) -> None:
+        elapsed = time.monotonic() - started
+        ctl = attempt._ctl
+        deadline = ctl.policy.deadline
+        if deadline is not None and time.monotonic() - ctl.t0 > deadline:
+            ctl.deadline_hit = True
+        timeout = attempt.timeout
+        if timeout is not None and elapsed > timeout:
+            message = (
+                f"attempt {attempt.number} of {attempt.run.name} took {elapsed:.3g}s, over its timeout of {timeout:g}s"
+            )
+            attempt.fail(AttemptTimeout(message), outcome="timed_out")
+        elif exc is not None:
+            attempt.fail(exc)
+        elif ctl.deadline_hit:
+            attempt.fail(self._deadline_error(attempt.run, ctl), outcome="timed_out")
+        else:
+            attempt.succeed(value)

@@ -1,0 +1,153 @@
+"""`ThreadRunner`: attempts run in a pool of threads."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from woflo._runner import Attempt, Runner
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from woflo._policy import PolicyOptions
+
+__all__ = ["ThreadRunner"]
+
+
+def default_thread_workers() -> int:
+    """The stdlib ThreadPoolExecutor's default: ``min(32, cpu_count + 4)``."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def check_max_workers(max_workers: int) -> int:
+    """Validate ``max_workers`` the way the stdlib executors do."""
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+        raise TypeError(f"max_workers must be an int, not {type(max_workers).__name__}")
+    if max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    return max_workers
+
+
+class ThreadRunner(Runner):
+    """Runs attempts in up to ``max_workers`` threads, started on demand.
+
+    Python cannot stop a thread, so stopping here is cooperative: when an
+    attempt times out or its run is stopped, the `TaskRun` ends at once, the
+    attempt's late result is discarded, and a fresh thread takes its place so
+    the pool keeps its full width; the abandoned thread exits when the function
+    returns. Use `ProcessRunner` for work that must really be stopped.
+
+    Args:
+        max_workers: threads at most; default ``min(32, cpu_count + 4)``.
+        thread_name_prefix: names the threads ``{prefix}_{n}``.
+        initializer: called with ``initargs`` in each new thread.
+        **options: the policy options of `Runner`.
+
+    Example:
+        >>> with ThreadRunner(max_workers=4, retries=2) as ex:
+        ...     list(ex.map(abs, [-1, -2, 3]))
+        [1, 2, 3]
+    """
+
+    runner_name = "thread"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        **options: Unpack[PolicyOptions],
+    ) -> None:
+        self._max_workers = check_max_workers(default_thread_workers() if max_workers is None else max_workers)
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        super().__init__(**options)
+        self._prefix = thread_name_prefix or f"woflo-thread-{id(self):x}"
+        self._initializer = initializer
+        self._initargs = initargs
+        self._queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: set[threading.Thread] = set()
+        self._abandoned: set[threading.Thread] = set()
+        self._pool_lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def max_workers(self) -> int:
+        """The most threads that run attempts at once."""
+        return self._max_workers
+
+    def _start(self, attempt: Attempt) -> None:
+        self._queue.put(attempt)
+        if not self._idle.acquire(blocking=False):
+            self._grow()
+
+    def _grow(self) -> None:
+        with self._pool_lock:
+            if self._closed or len(self._threads) - len(self._abandoned) >= self._max_workers:
+                return
+            self._count += 1
+            thread = threading.Thread(target=self._work, name=f"{self._prefix}_{self._count}", daemon=True)
+            self._threads.add(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        if self._initializer is not None:
+            try:
+                self._initializer(*self._initargs)
+            except BaseException as exc:
+                self._report_error(exc)
+                with self._pool_lock:
+                    self._threads.discard(me)
+                return
+        get, name = self._queue.get, me.name
+        while True:
+            attempt = get()
+            if attempt is None:
+                break
+            attempt.handle = me
+            if attempt.begin(name):
+                try:
+                    value = attempt.fn(*attempt.args, **attempt.kwargs)
+                except BaseException as exc:
+                    attempt.handle = None
+                    attempt.fail(exc)
+                else:
+                    attempt.handle = None
+                    attempt.succeed(value)
+            del attempt
+            if me in self._abandoned:
+                # Replaced while stuck in a timed-out or stopped attempt.
+                with self._pool_lock:
+                    self._abandoned.discard(me)
+                    self._threads.discard(me)
+                return
+            self._idle.release()
+        with self._pool_lock:
+            self._threads.discard(me)
+
+    def _stop(self, attempt: Attempt) -> None:
+        with self._pool_lock:
+            thread = attempt.handle
+            if thread is None or thread in self._abandoned:
+                return
+            self._abandoned.add(thread)
+        # The abandoned thread no longer counts: let a new one serve the queue.
+        self._grow()
+
+    def _close(self, wait: bool) -> None:
+        with self._pool_lock:
+            workers = [t for t in self._threads if t not in self._abandoned]
+        for _ in workers:
+            self._queue.put(None)
+        if wait:
+            for thread in workers:
+                if thread is not threading.current_thread():
+                    thread.join()
