@@ -1,0 +1,136 @@
+"""Retries, timeouts and deadlines behave the same on every runner."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import funcs
+import pytest
+import tenacity
+from runners import RunnerKind
+
+from woflo import AttemptTimeout, DeadlineExceeded, RunState
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_retries_until_success(make: Any, tmp_path: Path) -> None:
+    ex = make(retries=3, retry_wait_time=0)
+    run = ex.submit(funcs.fail_times, str(tmp_path / "n"), 2, "third time")
+    assert run.result(timeout=30) == "third time"
+    assert [a.outcome for a in run.attempts] == ["failed", "failed", "succeeded"]
+    assert [a.number for a in run.attempts] == [1, 2, 3]
+    assert all(isinstance(a.exception, OSError) for a in run.attempts[:2])
+    assert run.attempts[2].exception is None
+    assert all(a.duration_s >= 0 and a.started_at > 0 for a in run.attempts)
+
+
+def test_final_failure_raises_the_tasks_own_exception(make: Any, tmp_path: Path) -> None:
+    run = make(retries=2).submit(funcs.fail_times, str(tmp_path / "n"), 10)
+    with pytest.raises(OSError, match="failure 3 of 10"):
+        run.result(timeout=30)
+    assert len(run.attempts) == 3 and run.state is RunState.FAILED
+
+
+def test_retry_sleep_time_is_an_alias(make: Any, tmp_path: Path) -> None:
+    started = time.monotonic()
+    run = make(retries=1, retry_sleep_time=0.2).submit(funcs.fail_times, str(tmp_path / "n"), 1)
+    assert run.result(timeout=30) == "ok"
+    assert time.monotonic() - started >= 0.2
+    gap = run.attempts[1].started_at - (run.attempts[0].started_at + run.attempts[0].duration_s)
+    assert gap >= 0.15
+
+
+def test_tenacity_objects_are_used_as_they_are(make: Any, tmp_path: Path) -> None:
+    ex = make(
+        stop=tenacity.stop_after_attempt(4) | tenacity.stop_after_delay(30),
+        wait=tenacity.wait_exponential(multiplier=0.001, max=0.01),
+        retry=tenacity.retry_if_exception_type(OSError),
+    )
+    run = ex.submit(funcs.fail_times, str(tmp_path / "n"), 3, 7)
+    assert run.result(timeout=30) == 7
+    assert len(run.attempts) == 4
+    # The filter: a ValueError is not retried.
+    other = ex.submit(funcs.boom)
+    with pytest.raises(ValueError):
+        other.result(timeout=30)
+    assert len(other.attempts) == 1
+
+
+def test_a_whole_retrying_object(make: Any, tmp_path: Path) -> None:
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(2), reraise=False)
+    run = make(retrying=retrying).submit(funcs.fail_times, str(tmp_path / "n"), 5)
+    # Even without reraise, the task's own exception comes back, not RetryError.
+    with pytest.raises(OSError, match="failure 2"):
+        run.result(timeout=30)
+
+
+def test_retry_on_result(make: Any) -> None:
+    ex = make(stop=tenacity.stop_after_attempt(3), retry=tenacity.retry_if_result(lambda v: v is None))
+    run = ex.submit(funcs.identity, None)
+    with pytest.raises(tenacity.RetryError):
+        run.result(timeout=30)
+    assert len(run.attempts) == 3
+
+
+def test_timeout_fails_the_attempt(make: Any, kind: RunnerKind) -> None:
+    ex = make(timeout=0.3)
+    started = time.monotonic()
+    run = ex.submit(funcs.sleep_then, 1.5 if kind.interrupts else 0.5)
+    with pytest.raises(AttemptTimeout) as info:
+        run.result(timeout=30)
+    assert isinstance(info.value, TimeoutError)
+    assert run.attempts[0].outcome == "timed_out"
+    if kind.interrupts:
+        assert time.monotonic() - started < 1.2
+    assert ex.submit(funcs.add, 1, 1).result(timeout=30) == 2
+
+
+def test_timed_out_attempts_are_retried(make: Any, tmp_path: Path) -> None:
+    ex = make(timeout=0.3, retries=2)
+    run = ex.submit(funcs.sleep_then, 0.6)
+    with pytest.raises(AttemptTimeout):
+        run.result(timeout=30)
+    assert [a.outcome for a in run.attempts] == ["timed_out"] * 3
+
+
+def test_fast_attempts_are_not_timed_out(make: Any) -> None:
+    ex = make(timeout=10)
+    assert [r.result(timeout=30) for r in [ex.submit(funcs.add, i) for i in range(50)]] == list(range(50))
+
+
+def test_deadline_bounds_the_whole_run(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
+    ex = make(retries=100, retry_wait_time=0.1, deadline=0.5)
+    started = time.monotonic()
+    run = ex.submit(funcs.fail_times, str(tmp_path / "n"), 1000)
+    with pytest.raises(DeadlineExceeded) as info:
+        run.result(timeout=30)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0
+    assert isinstance(info.value.__cause__, OSError)
+    assert 1 <= len(run.attempts) < 100
+
+
+def test_deadline_interrupts_a_running_attempt(make: Any, kind: RunnerKind) -> None:
+    if not kind.interrupts:
+        pytest.skip("checked when the attempt returns on this runner")
+    started = time.monotonic()
+    run = make(deadline=0.3).submit(funcs.sleep_then, 5)
+    with pytest.raises(DeadlineExceeded):
+        run.result(timeout=30)
+    assert time.monotonic() - started < 2.0
+
+
+def test_stop_during_a_retry_wait(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
+    if kind.inline:
+        pytest.skip("inline runners wait inside submit")
+    ex = make(retries=5, retry_wait_time=30)
+    run = ex.submit(funcs.fail_times, str(tmp_path / "n"), 10)
+    deadline = time.monotonic() + 10
+    while run.state is not RunState.RETRYING:
+        assert time.monotonic() < deadline, "never reached the retry wait"
+        time.sleep(0.005)
+    assert run.stop()
+    assert run.cancelled() and len(run.attempts) == 1
