@@ -1,0 +1,221 @@
+"""The parent's handle on one worker process: its pipes, its FIFO of jobs, its life.
+
+Only the pool's manager thread reads and writes the pipes. ``kill_group`` and
+``cancel`` may be called from any thread, under the pool lock; the pool also
+reaps under that lock, so a pid is never signalled after it was reaped.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import os
+import selectors
+import signal
+from multiprocessing.connection import Connection
+from typing import Any
+
+from woflo._process import wire
+from woflo._process.worker import worker_main
+
+__all__ = ["Worker", "start_worker"]
+
+_PIPE_SIZE = 1 << 20  # fewer wake-ups per large payload; Linux caps it, we ignore failures
+_READS_PER_EVENT = 16  # then let other workers have a turn
+
+
+def _grow_pipe(fd: int) -> None:
+    setsz = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsz is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, setsz, _PIPE_SIZE)
+
+
+class Worker:
+    """One worker process seen from the parent."""
+
+    def __init__(self, proc: Any, in_w: int, out_r: int, ctl_w: int, budget: int | None) -> None:
+        self.proc = proc
+        self.pid: int = proc.pid
+        self.sentinel: int = proc.sentinel
+        self.in_w = in_w
+        self.out_r = out_r
+        self.ctl_w = ctl_w
+        self.budget = budget  # jobs it may still be sent (max_tasks_per_child)
+        self.inflight: collections.deque[Any] = collections.deque()  # jobs sent, in order
+        self.ready = False  # its initializer finished
+        self.stopping = False  # asked to exit
+        self.dead = False  # reaped
+        self.idle_since = 0.0
+        self._rbuf = bytearray()
+        self._big: bytearray | None = None  # payload of a large frame being read
+        self._big_fill = 0
+        self._big_meta = (0, 0)
+        self._wbuf: collections.deque[memoryview] = collections.deque()
+        self._writing = False
+        self._reading = True
+
+    def takes_jobs(self) -> bool:
+        """Whether the pool may send it more jobs."""
+        return not self.dead and not self.stopping and (self.budget is None or self.budget > 0)
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker and its process group (call under the pool lock)."""
+        if self.dead:
+            return
+        with contextlib.suppress(OSError):
+            if os.getpgid(self.pid) == self.pid:
+                os.killpg(self.pid, signal.SIGKILL)
+                return
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def cancel(self, jid: int) -> bool:
+        """Ask the worker's watchdog to skip (or, if it already runs, kill) job ``jid``."""
+        try:
+            return os.write(self.ctl_w, wire.CTL.pack(jid)) == wire.CTL.size
+        except OSError:
+            return False
+
+    def send(self, body: bytes, sel: selectors.BaseSelector) -> None:
+        """Queue one inbox frame and write as much of it as the pipe takes now."""
+        self._wbuf.append(memoryview(wire.INBOX_HEADER.pack(len(body)) + body))
+        self.flush(sel)
+
+    def stop(self, sel: selectors.BaseSelector) -> None:
+        """Ask the worker to exit once the jobs it holds are done."""
+        if not self.stopping and not self.dead:
+            self.stopping = True
+            self._wbuf.append(memoryview(wire.INBOX_HEADER.pack(0)))
+            self.flush(sel)
+
+    def flush(self, sel: selectors.BaseSelector) -> None:
+        """Write queued inbox bytes without blocking; watch for writability if some remain."""
+        while self._wbuf:
+            try:
+                n = os.write(self.in_w, self._wbuf[0])
+            except BlockingIOError:
+                break
+            except OSError:  # the worker is gone; its sentinel tells the rest
+                self._wbuf.clear()
+                break
+            if n == len(self._wbuf[0]):
+                self._wbuf.popleft()
+            else:
+                self._wbuf[0] = self._wbuf[0][n:]
+        if self._wbuf and not self._writing:
+            sel.register(self.in_w, selectors.EVENT_WRITE, self)
+            self._writing = True
+        elif not self._wbuf and self._writing:
+            sel.unregister(self.in_w)
+            self._writing = False
+
+    def read_frames(self, big: int, sel: selectors.BaseSelector, drain: bool = False) -> list[tuple[int, int, Any]]:
+        """Read what the result pipe holds now; return complete ``(kind, jid, payload)`` frames."""
+        frames: list[tuple[int, int, Any]] = []
+        hsize = wire.OUT_HEADER.size
+        for _ in range(1 << 30 if drain else _READS_PER_EVENT):
+            try:
+                if self._big is not None:
+                    n = os.readv(self.out_r, [memoryview(self._big)[self._big_fill :]])
+                    if n == 0:
+                        break
+                    self._big_fill += n
+                    if self._big_fill == len(self._big):
+                        frames.append((*self._big_meta, self._big))
+                        self._big = None
+                    continue
+                data = os.read(self.out_r, _PIPE_SIZE)
+            except BlockingIOError:
+                return frames
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buf = self._rbuf
+            buf += data
+            pos = 0
+            while len(buf) - pos >= hsize:
+                size, kind, jid = wire.OUT_HEADER.unpack_from(buf, pos)
+                end = pos + 8 + size
+                if end <= len(buf):
+                    frames.append((kind, jid, bytes(buf[pos + hsize : end])))
+                    pos = end
+                    continue
+                if size - 9 > big:  # read the rest straight into its own buffer
+                    self._big = bytearray(size - 9)
+                    have = buf[pos + hsize :]
+                    self._big[: len(have)] = have
+                    self._big_fill = len(have)
+                    self._big_meta = (kind, jid)
+                    pos = len(buf)
+                break
+            del buf[:pos]
+        else:
+            return frames
+        # EOF: the worker closed its end; stop watching it so the loop does not spin.
+        if self._reading:
+            sel.unregister(self.out_r)
+            self._reading = False
+        return frames
+
+    def reap(self, sel: selectors.BaseSelector) -> int:
+        """Stop watching the worker, wait for its exit and return the exit code."""
+        for fd, flag in ((self.out_r, self._reading), (self.in_w, self._writing), (self.sentinel, True)):
+            if flag:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(fd)
+        self._reading = self._writing = False
+        # Leftover children of the task live in its process group; the zombie
+        # still holds the pid, so the group id cannot name someone else's group.
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.proc.join(5)
+        if self.proc.exitcode is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.join()
+        code: int = self.proc.exitcode
+        return code
+
+    def close(self) -> None:
+        """Close the parent's ends of the pipes and release the process object."""
+        for fd in (self.in_w, self.out_r, self.ctl_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        close = getattr(self.proc._popen, "close", None)
+        if close is not None:  # stdlib popens close their sentinel here; loky's on GC
+            self.proc.close()
+        self.proc = None
+        self._wbuf.clear()
+        self._rbuf = bytearray()
+        self._big = None
+
+
+def start_worker(
+    ctx: Any, sel: selectors.BaseSelector, init: bytes | None, max_tasks: int | None, parent_fds: list[int]
+) -> Worker:
+    """Start one worker process through ``ctx`` and register its pipes with ``sel``."""
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    for fd in (in_w, out_r):
+        _grow_pipe(fd)
+    for fd in (in_w, out_r, ctl_w):
+        os.set_blocking(fd, False)
+    child_ends = [Connection(in_r), Connection(out_w), Connection(ctl_r)]
+    try:
+        close_fds = [*parent_fds, in_w, out_r, ctl_w] if parent_fds else []
+        proc = ctx.Process(target=worker_main, args=(*child_ends, init, max_tasks, close_fds), name="woflo-worker")
+        proc.start()
+    except BaseException:
+        for fd in (in_w, out_r, ctl_w):
+            os.close(fd)
+        raise
+    finally:
+        for conn in child_ends:
+            conn.close()
+    w = Worker(proc, in_w, out_r, ctl_w, max_tasks)
+    sel.register(out_r, selectors.EVENT_READ, w)
+    sel.register(w.sentinel, selectors.EVENT_READ, w)
+    return w

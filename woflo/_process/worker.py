@@ -1,0 +1,189 @@
+"""The worker process: run the jobs the pool sends, write one result frame per job.
+
+Runs in the child only. It knows nothing of futures or retries: it unpickles a
+batch, runs each job in order, and writes each outcome as soon as the job ends.
+
+A task that raises an ``Exception`` fails only its job. A ``BaseException`` that
+is not an ``Exception`` (``SystemExit`` from ``sys.exit``, ``KeyboardInterrupt``)
+ends the worker, as ``sys.exit`` ends any process: the parent reports the job as
+``WorkerCrashed`` with that exit code and starts a replacement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import sys
+import threading
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+from woflo._errors import SerializationError
+from woflo._process import wire
+
+__all__ = ["worker_main"]
+
+
+class _State:
+    """What the main thread and the watchdog share, under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.current = -1  # jid running now, -1 between jobs
+        self.last_started = -1  # jids reach a worker in increasing order
+        self.cancelled: set[int] = set()
+
+
+def _kill_self() -> None:
+    # Our process group holds the task's own children too; never signal a group
+    # we do not lead (that would be the parent's).
+    try:
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+    finally:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watchdog(ctl_fd: int, state: _State, ppid: int) -> None:
+    """Apply cancels; exit when the parent is gone (EOF on control, or reparented)."""
+    buf = b""
+    while True:
+        ready, _, _ = select.select([ctl_fd], [], [], 1.0)
+        if not ready:
+            if os.getppid() != ppid:  # backstop when a sibling holds the pipe open
+                os._exit(1)
+            continue
+        try:
+            data = os.read(ctl_fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            os._exit(1)
+        buf += data
+        while len(buf) >= wire.CTL.size:
+            (jid,) = wire.CTL.unpack_from(buf)
+            buf = buf[wire.CTL.size :]
+            with state.lock:
+                if jid == state.current:
+                    _kill_self()
+                elif jid > state.last_started:
+                    state.cancelled.add(jid)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while n:
+        data = os.read(fd, min(n, 1 << 22))
+        if not data:
+            return None
+        chunks.append(data)
+        n -= len(data)
+    return b"".join(chunks)
+
+
+def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
+    header = wire.OUT_HEADER.pack(9 + len(payload), kind, jid)
+    if len(payload) < 65536:
+        wire.write_all(fd, [header + payload])
+    else:
+        wire.write_all(fd, [header, payload])
+
+
+class _BadFunction:
+    """Stands in for a function that could not be unpickled in the worker."""
+
+    def __init__(self, err: Exception) -> None:
+        self.err = err
+
+
+def _run_job(fn: Any, arg_bytes: bytes) -> tuple[int, bytes]:
+    try:
+        if isinstance(fn, _BadFunction):
+            raise SerializationError(f"cannot unpickle the function in the worker: {fn.err!r}") from fn.err
+        try:
+            args, kwargs = pickle.loads(arg_bytes)
+        except Exception as err:
+            raise SerializationError(f"cannot unpickle the arguments in the worker: {err!r}") from err
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        return wire.KIND_EXC, wire.dumps_exception(exc)
+    try:
+        return wire.KIND_OK, wire.dumps_value(result)
+    except Exception as err:
+        bad = SerializationError(f"cannot pickle the result of {wire.describe(fn)} ({type(result).__name__}): {err!r}")
+        return wire.KIND_EXC, wire.dumps_exception(bad)
+
+
+def worker_main(
+    inbox: Connection,
+    outbox: Connection,
+    control: Connection,
+    init: bytes | None,
+    max_tasks: int | None,
+    close_fds: list[int],
+) -> None:
+    """Entry point of a worker process (the ``target`` of its Process)."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # so that kill() reaches the task's own children too
+    for fd in close_fds:  # "fork" only: parent-side fds we must not keep open
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    in_fd, out_fd, ctl_fd = inbox.fileno(), outbox.fileno(), control.fileno()
+    state = _State()
+    threading.Thread(target=_watchdog, args=(ctl_fd, state, os.getppid()), daemon=True, name="woflo-watchdog").start()
+
+    if init is not None:
+        try:
+            initializer, initargs = pickle.loads(init)
+            initializer(*initargs)
+        except BaseException as exc:
+            _send(out_fd, wire.KIND_INIT_FAILED, 0, wire.dumps_exception(exc))
+            sys.exit(3)
+    _send(out_fd, wire.KIND_READY, 0)
+
+    jobs: deque[tuple[int, bytes | None, bytes]] = deque()
+    fn: Any = None
+    done = 0
+    while max_tasks is None or done < max_tasks:
+        if not jobs:
+            header = _read_exact(in_fd, wire.INBOX_HEADER.size)
+            if header is None:
+                break  # parent gone
+            (size,) = wire.INBOX_HEADER.unpack(header)
+            if size == 0:
+                break  # asked to stop
+            body = _read_exact(in_fd, size)
+            if body is None:
+                break
+            jobs.extend(pickle.loads(body))
+            del body
+        jid, fn_bytes, arg_bytes = jobs.popleft()
+        if fn_bytes is not None:
+            try:
+                fn = pickle.loads(fn_bytes)
+            except Exception as err:
+                fn = _BadFunction(err)
+        with state.lock:
+            state.last_started = jid
+            skip = jid in state.cancelled
+            if skip:
+                state.cancelled.discard(jid)
+            else:
+                state.current = jid
+        if skip:
+            _send(out_fd, wire.KIND_SKIPPED, jid)
+            continue
+        kind, payload = _run_job(fn, arg_bytes)
+        # Clear before writing: a cancel that arrives now must not kill a worker
+        # whose job already ended (the next job would be blamed).
+        with state.lock:
+            state.current = -1
+        _send(out_fd, kind, jid, payload)
+        del payload, arg_bytes
+        done += 1
+    sys.stdout.flush()
+    sys.stderr.flush()
