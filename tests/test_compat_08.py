@@ -1,0 +1,152 @@
+"""woflo 0.8's README examples run unchanged (sleeps shortened), as scripts.
+
+Each example runs in a fresh interpreter, as a user would run it: as the main
+script, without an ``if __name__ == "__main__":`` guard, on the default runner.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_script(source: str) -> tuple[str, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, elapsed
+
+
+def test_sleepy_workers_run_in_parallel() -> None:
+    out, elapsed = run_script(
+        """
+        import time
+        from woflo import task
+
+
+        @task
+        def sleepy_worker():
+            time.sleep(0.5)
+            print('I am done')
+
+
+        for _ in range(10):
+            sleepy_task_run = sleepy_worker()
+        """
+    )
+    assert out.count("I am done") == 10
+    assert elapsed < 5.0 - 0.1  # sequentially it would take 5 s
+
+
+def test_retries_with_retry_sleep_time() -> None:
+    out, _ = run_script(
+        """
+        import os, tempfile
+        from woflo import task
+
+        # Attempts may run in other processes: count them in a file.
+        counter = os.path.join(tempfile.mkdtemp(), "calls")
+
+        @task(retries=2, retry_sleep_time=0.05)
+        def fetch_data_from_unstable_api():
+            with open(counter, "a") as f:
+                f.write("x")
+            if os.path.getsize(counter) < 3:
+                raise ConnectionError("flaky")
+            return "data"
+
+        print(fetch_data_from_unstable_api().get_result())
+        """
+    )
+    assert out.strip() == "data"
+
+
+def test_sequential_task_run() -> None:
+    out, _ = run_script(
+        """
+        import time
+        from woflo import task
+        from woflo.runners import SequentialTaskRun
+
+
+        @task(runner=SequentialTaskRun)
+        def sequential_sleepy_worker():
+            time.sleep(0.01)
+            print('I am done')
+
+
+        for _ in range(10):
+            sleepy_task_run = sequential_sleepy_worker()
+            assert not sleepy_task_run.is_running()
+        """
+    )
+    assert out.count("I am done") == 10
+
+
+def test_quick_nap_methods() -> None:
+    out, _ = run_script(
+        """
+        import time
+        from woflo import task
+
+        @task
+        def quick_nap(duration):
+            time.sleep(duration / 20)
+            if duration < 10:
+                raise Exception("Ouch oof")
+            else:
+                return 'Well rested'
+
+        napping = quick_nap(10)
+        assert napping.is_running()
+
+        napping.wait()
+        assert napping.get_result() == "Well rested"
+
+        ouch = quick_nap(1)
+        ouch.wait()
+        err = ouch.get_result()
+        assert isinstance(err, Exception) and str(err) == "Ouch oof"
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
+
+
+def test_base_task_run_custom_runner() -> None:
+    out, _ = run_script(
+        """
+        from woflo import task
+        from woflo.runners import BaseTaskRun
+
+        class EagerRun(BaseTaskRun):
+            def __init__(self, task, instance_name, fn, args, kwargs):
+                super().__init__(task, instance_name, fn, args, kwargs)
+                self.value = fn(*args, **kwargs)
+            def get_result(self): return self.value
+            def wait(self): pass
+            def stop(self): pass
+            def is_running(self): return False
+
+        @task(runner=EagerRun)
+        def add(a, b):
+            return a + b
+
+        run = add(2, 3)
+        assert isinstance(run, EagerRun) and run.instance_name.startswith("add-")
+        print(run.get_result())
+        """
+    )
+    assert out.strip() == "5"

@@ -1,0 +1,71 @@
+"""TaskRun's own additions to Future: state, attempts, stop and the 0.8 methods."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from pathlib import Path
+
+import funcs
+import pytest
+from helpers import wait_for_file
+
+from woflo import RunState, SequentialRunner, TaskRun, ThreadRunner
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_only_runners_make_taskruns() -> None:
+    with pytest.raises(TypeError, match="created by runners"):
+        TaskRun()
+
+
+def test_get_result_returns_the_exception_object() -> None:
+    run = SequentialRunner().submit(funcs.boom, "x")
+    err = run.get_result()
+    assert isinstance(err, ValueError) and str(err) == "x"
+    assert run.get_result() is err  # any number of times
+    with pytest.raises(ValueError):
+        run.get_result(raise_exceptions=True)
+    with pytest.raises(ValueError):
+        run.result()
+
+
+def test_get_result_wait_false_and_timeout(tmp_path: Path) -> None:
+    with ThreadRunner(1) as ex:
+        started, release = str(tmp_path / "s"), str(tmp_path / "r")
+        run = ex.submit(funcs.block, started, release)
+        wait_for_file(started)
+        with pytest.raises(RuntimeError, match="still running"):
+            run.get_result(wait=False)
+        with pytest.raises(cf.TimeoutError):
+            run.get_result(timeout=0.05)
+        assert run.is_running() and run.state is RunState.RUNNING
+        assert run.wait(timeout=0.01) is False
+        Path(release).touch()
+        assert run.wait(timeout=30) is True
+        assert run.get_result(wait=False) == "released"
+        assert not run.is_running()
+
+
+def test_stop_of_a_finished_run_is_false() -> None:
+    run = SequentialRunner().submit(funcs.add, 1)
+    assert run.stop() is False and run.state is RunState.SUCCEEDED
+
+
+def test_stopped_run_get_result_returns_cancelled_error(tmp_path: Path) -> None:
+    with ThreadRunner(1) as ex:
+        started = str(tmp_path / "s")
+        run = ex.submit(funcs.block, started, str(tmp_path / "r"), 2)
+        wait_for_file(started)
+        run.stop()
+        assert isinstance(run.get_result(), cf.CancelledError)
+        assert run.attempts[0].outcome == "stopped"
+
+
+def test_run_id_is_unique_and_repr_is_readable() -> None:
+    runner = SequentialRunner()
+    ids = {runner.submit(funcs.add, i).run_id for i in range(100)}
+    assert len(ids) == 100
+    run = runner.submit(funcs.add, 1)
+    assert "add" in repr(run) and "succeeded" in repr(run)
+    assert str(RunState.FAILED) == "failed"
