@@ -160,8 +160,8 @@ class Worker:
             self._reading = False
         return frames
 
-    def reap(self, sel: selectors.BaseSelector) -> int:
-        """Stop watching the worker, wait for its exit and return the exit code."""
+    def reap(self, sel: selectors.BaseSelector) -> int | None:
+        """Stop watching the worker, wait for its exit and return the exit code (None: unknown)."""
         for fd, flag in ((self.out_r, self._reading), (self.in_w, self._writing), (self.sentinel, True)):
             if flag:
                 with contextlib.suppress(KeyError, ValueError):
@@ -173,9 +173,11 @@ class Worker:
             os.killpg(self.pid, signal.SIGKILL)
         self.proc.join(5)
         if self.proc.exitcode is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.join()
-        code: int = self.proc.exitcode
+            # Someone else may have reaped it (a SIGCHLD handler, os.wait()).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.join(5)
+        code: int | None = self.proc.exitcode
         return code
 
     def close(self) -> None:

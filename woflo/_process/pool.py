@@ -62,6 +62,17 @@ def _shutdown_all() -> None:
         pool.shutdown(wait=True, kill=True)
 
 
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown: reaped elsewhere"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
 class _Job:
     __slots__ = ("args", "fn", "jid", "killed", "kwargs", "started", "state", "t_start", "token", "worker")
 
@@ -402,7 +413,7 @@ class WorkerPool:
                 if self._table.pop(head.token, None) is head:
                     if not head.started:
                         self._mark_started(head, w, out, time.monotonic())
-                    how = f"signal {signal.Signals(-exitcode).name}" if exitcode < 0 else f"exit code {exitcode}"
+                    how = _describe_exit(exitcode)
                     msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
                     out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
             elif not w.ready and self._broken is None:
@@ -525,8 +536,7 @@ class WorkerPool:
             job.jid = self._next_jid
             self._next_jid += 1
             items.append((job.jid, fn_bytes, arg_bytes))
-            good.append(job)
-            job.args, job.kwargs = (), {}  # the bytes are what travels now
+            good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
         return pickle.dumps(items, wire.PROTOCOL), good, bad
 
     def _parent_fds(self) -> list[int]:

@@ -118,7 +118,15 @@ def _run_job(fn: Any, arg_bytes: bytes) -> tuple[int, bytes]:
         return wire.KIND_EXC, wire.dumps_exception(bad)
 
 
-def worker_main(
+def worker_main(*args: Any) -> None:
+    """Entry point of a worker process (the ``target`` of its Process); see ``_serve``."""
+    try:
+        _serve(*args)
+    except (BrokenPipeError, ConnectionResetError):
+        sys.exit(1)  # the parent closed our pipes: it is gone or killed us on purpose
+
+
+def _serve(
     inbox: Connection,
     outbox: Connection,
     control: Connection,
@@ -126,7 +134,7 @@ def worker_main(
     max_tasks: int | None,
     close_fds: list[int],
 ) -> None:
-    """Entry point of a worker process (the ``target`` of its Process)."""
+    """Set up the process, run the initializer, then serve jobs until told to stop."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # so that kill() reaches the task's own children too
     for fd in close_fds:  # "fork" only: parent-side fds we must not keep open
