@@ -5,6 +5,8 @@ with retries, per-attempt timeouts, stop, crash isolation and an event per
 attempt on top.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from woflo._errors import AttemptTimeout as AttemptTimeout
 from woflo._errors import DeadlineExceeded as DeadlineExceeded
 from woflo._errors import SerializationError as SerializationError
@@ -19,14 +21,20 @@ from woflo._taskrun import AttemptRecord as AttemptRecord
 from woflo._taskrun import RunState as RunState
 from woflo._taskrun import TaskRun as TaskRun
 from woflo.log import configure_logging as configure_logging
+from woflo.runners.aio import AsyncRunner as AsyncRunner
 from woflo.runners.sequential import SequentialRunner as SequentialRunner
 from woflo.runners.thread import ThreadRunner as ThreadRunner
+
+if TYPE_CHECKING:
+    from woflo.runners.dask import DaskRunner as DaskRunner
 
 __version__ = "0.9.0.dev0"
 
 __all__ = [
+    "AsyncRunner",
     "AttemptRecord",
     "AttemptTimeout",
+    "DaskRunner",
     "DeadlineExceeded",
     "Policy",
     "RunState",
@@ -43,3 +51,12 @@ __all__ = [
     "task",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # DaskRunner imports lazily: `import woflo` must not need (or load) distributed.
+    if name == "DaskRunner":
+        from woflo.runners.dask import DaskRunner
+
+        return DaskRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

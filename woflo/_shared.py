@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from woflo._runner import Runner
 
-__all__ = ["default_runner", "default_runner_class", "shared_runner", "track"]
+__all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track"]
 
 _lock = threading.Lock()
 _shared: dict[type[Any], Runner] = {}
@@ -61,3 +61,14 @@ def default_runner_class() -> type[Runner]:
     from woflo.runners.thread import ThreadRunner
 
     return ThreadRunner
+
+
+def coroutine_runner() -> Runner:
+    """The runner ``@task`` uses for an ``async def`` when none is named.
+
+    Inside a running event loop, an AsyncRunner bound to that loop; outside
+    any loop, the shared AsyncRunner with its own background loop.
+    """
+    from woflo.runners.aio import runner_for_running_loop
+
+    return runner_for_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from woflo._policy import Policy
 from woflo._runner import Runner, task_name
-from woflo._shared import default_runner, shared_runner
+from woflo._shared import coroutine_runner, default_runner, shared_runner
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class Task(Generic[P, R]):
         if executor is None:
             spec = self._runner_spec
             if spec is None:
-                return default_runner()
+                return coroutine_runner() if inspect.iscoroutinefunction(self.fn) else default_runner()
             if isinstance(spec, Runner):
                 return spec
             return shared_runner(spec)

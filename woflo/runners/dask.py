@@ -1,0 +1,226 @@
+"""`DaskRunner`: attempts run on a ``distributed`` cluster.
+
+Each attempt is one ``client.submit(fn, *args, pure=False, **kwargs)``;
+retries, timeouts and events stay woflo's (Dask's own ``retries=`` is not
+used). ``distributed`` is optional: it is imported when a DaskRunner is built,
+never by ``import woflo``.
+
+Results come back in batches: Dask's done callbacks (which run on its single
+callback thread) only queue the finished future; one woflo thread drains the
+queue and fetches every result ready at that moment with one ``client.gather``,
+the way a hand-written ``client.gather(futures)`` would.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from woflo._errors import WorkerCrashed
+from woflo._policy import POLICY_OPTIONS
+from woflo._runner import Attempt, Runner
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["DaskRunner"]
+
+# client.submit's own keywords: a task's keyword argument with one of these
+# names must not be taken by submit, so such calls go through a partial.
+_SUBMIT_KEYWORDS = frozenset(
+    {"key", "workers", "resources", "retries", "priority", "fifo_timeout"}
+    | {"allow_other_workers", "actor", "actors", "pure"}
+)
+
+
+def _distributed() -> ModuleType:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError("DaskRunner needs dask.distributed: pip install 'woflo[dask]'") from exc
+    return distributed
+
+
+class DaskRunner(Runner):
+    """Runs attempts on a Dask ``distributed`` cluster.
+
+    With no ``client`` and no ``address`` it starts a ``LocalCluster`` of
+    worker processes (``processes=True``; extra keywords go to ``LocalCluster``)
+    and closes it at shutdown. With ``address=`` it connects a client to that
+    scheduler, with ``client=`` it uses that client; either way the cluster is
+    left running at shutdown (a client made from ``address`` is closed).
+
+    Stopping and timeouts call ``client.cancel`` and end the `TaskRun` at once,
+    but Dask cannot interrupt a task a worker is already running: it runs to its
+    end there and its result is dropped. The timeout clock starts at submission,
+    so time spent queued on the cluster counts. A worker that dies during an
+    attempt fails that attempt with `WorkerCrashed` (Dask's ``KilledWorker``),
+    retried per the policy; on the cluster woflo starts, Dask's own resubmission
+    is turned off (``allowed-failures=0``) so woflo's policy decides alone.
+    Events name the attempt's Dask key as ``worker`` (and the worker's address
+    when it crashed): asking the scheduler where each task ran would cost a
+    round trip per task.
+
+    Args:
+        client: a ``distributed.Client`` to use.
+        address: a scheduler address to connect to (``"tcp://host:8786"``).
+        **kwargs: the policy options of `Runner` (``retries``, ``timeout``...);
+            any other keyword is passed to ``LocalCluster``.
+
+    Raises:
+        ImportError: ``distributed`` is not installed.
+        ValueError: ``client`` and ``address`` both given, or cluster keywords
+            with either.
+
+    Example:
+        >>> from woflo import DaskRunner, WofloExecutor
+        >>> with WofloExecutor(runner=DaskRunner(n_workers=2, threads_per_worker=1)) as ex:  # doctest: +SKIP
+        ...     list(ex.map(pow, [2, 3], [5, 2]))
+        [32, 9]
+    """
+
+    runner_name = "dask"
+
+    def __init__(self, client: Any = None, *, address: str | None = None, **kwargs: Any) -> None:
+        distributed = _distributed()
+        options = {k: v for k, v in kwargs.items() if k in POLICY_OPTIONS}
+        cluster_kwargs = {k: v for k, v in kwargs.items() if k not in POLICY_OPTIONS}
+        if client is not None and address is not None:
+            raise ValueError("give client= or address=, not both")
+        if (client is not None or address is not None) and cluster_kwargs:
+            raise ValueError(f"LocalCluster options {sorted(cluster_kwargs)} make no sense with client= or address=")
+        if client is not None and not isinstance(client, distributed.Client):
+            raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
+        super().__init__(**options)
+        self._cluster: Any = None
+        self._own_client = client is None
+        if client is None and address is None:
+            import dask
+
+            cluster_kwargs.setdefault("processes", True)
+            # woflo's policy decides about retries; Dask resubmitting a task
+            # whose worker died would hide the crash and run it up to 4 times.
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self._cluster = distributed.LocalCluster(**cluster_kwargs)
+            client = distributed.Client(self._cluster, set_as_default=False)
+        elif client is None:
+            client = distributed.Client(address, set_as_default=False)
+        self._client: Any = client
+        self._killed_worker: type[BaseException] = distributed.KilledWorker
+        self._done: queue.SimpleQueue[tuple[Attempt, Any] | None] = queue.SimpleQueue()
+        self._collector = threading.Thread(target=self._collect, name=f"woflo-dask-results-{id(self):x}", daemon=True)
+        self._collector.start()
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` attempts are submitted through."""
+        return self._client
+
+    # -- the backend ------------------------------------------------------------------
+
+    def _start(self, attempt: Attempt) -> None:
+        fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
+        key = f"{attempt.run.name}-{uuid.uuid4().hex}"
+        if not attempt.begin(key):
+            return
+        if kwargs and not _SUBMIT_KEYWORDS.isdisjoint(kwargs):
+            fn, kwargs = functools.partial(fn, **kwargs), {}
+        future = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
+        attempt.handle = future
+        if attempt.settled:
+            # Stopped or timed out between begin and now: _stop saw no handle.
+            self._cancel(future)
+            return
+        put = self._done.put
+        future.add_done_callback(lambda f: put((attempt, f)))
+
+    def _stop(self, attempt: Attempt) -> None:
+        future = attempt.handle
+        if future is not None:
+            self._cancel(future)
+
+    def _cancel(self, future: Any) -> None:
+        # client.cancel waits for the scheduler; do it on the client's loop
+        # instead, so a timer or a stop() never blocks on a round trip.
+        client = self._client
+        if client.status in ("running", "connecting", "newly-created"):
+            client.loop.add_callback(client.cancel, [future], asynchronous=True, reason="stopped by woflo")
+
+    # -- results ------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        get, get_nowait = self._done.get, self._done.get_nowait
+        while True:
+            item = get()
+            batch: list[tuple[Attempt, Any]] = []
+            while item is not None:
+                batch.append(item)
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                self._report(batch)
+            except BaseException as exc:  # never let one bad batch stop result delivery
+                self._report_error(exc)
+            if item is None:
+                return
+
+    def _report(self, batch: list[tuple[Attempt, Any]]) -> None:
+        finished: list[tuple[Attempt, Any]] = []
+        for attempt, future in batch:
+            if attempt.settled:  # stopped or timed out: its late result is dropped
+                continue
+            status = future.status
+            if status == "finished":
+                finished.append((attempt, future))
+            elif status == "error":
+                self._fail(attempt, future.exception(), future.traceback())
+            else:
+                # Cancelled or lost by someone else than woflo (a client.restart,
+                # a closed client): the attempt did not run to its end.
+                attempt.fail(WorkerCrashed(f"Dask reported task {future.key!r} as {status}"), outcome="crashed")
+        if not finished:
+            return
+        try:
+            values = self._client.gather([f for _, f in finished])
+        except BaseException:
+            # One result could not be fetched: fetch them one by one, so
+            # only that attempt fails.
+            for attempt, future in finished:
+                try:
+                    value = future.result()
+                except BaseException as exc:
+                    self._fail(attempt, exc, None)
+                else:
+                    attempt.succeed(value)
+            return
+        for (attempt, _), value in zip(finished, values, strict=True):
+            attempt.succeed(value)
+
+    def _fail(self, attempt: Attempt, exc: BaseException, tb: Any) -> None:
+        if isinstance(exc, self._killed_worker):
+            worker = getattr(getattr(exc, "last_worker", None), "address", None)
+            crash = WorkerCrashed(f"the Dask worker {worker} running {attempt.run.name} died", worker=worker)
+            crash.__cause__ = exc
+            if worker is not None:
+                attempt.worker = worker
+            attempt.fail(crash, outcome="crashed")
+            return
+        if tb is not None and exc.__traceback__ is None:
+            exc = exc.with_traceback(tb)
+        attempt.fail(exc)
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    def _close(self, wait: bool) -> None:
+        self._done.put(None)
+        if wait and self._collector is not threading.current_thread():
+            self._collector.join()
+        if self._own_client:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
