@@ -32,6 +32,7 @@ import selectors
 import signal
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,7 @@ _MAX_PREFETCH = 64
 _MAX_STARTUP_FAILURES = 3
 _BIG = 1 << 20  # results larger than this are read straight into their own buffer
 
+_BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
@@ -159,6 +161,7 @@ class WorkerPool:
         self._startup_failures = 0
         self._prefetch = 2
         self._avg = 0.0
+        self._fn_cache: tuple[object, bytes] = (None, b"")
         self._awake = False  # the manager will look at the queue without a poke
         self._new = False  # submissions since the manager last looked
 
@@ -519,7 +522,7 @@ class WorkerPool:
             fn_bytes = None
             if not items or job.fn is not last_fn:
                 try:
-                    fn_bytes = cloudpickle.dumps(job.fn, wire.PROTOCOL)
+                    fn_bytes = self._dumps_fn(job.fn)
                 except Exception as err:
                     exc = SerializationError(f"cannot pickle function {wire.describe(job.fn)}: {err!r}")
                     exc.__cause__ = err
@@ -538,6 +541,21 @@ class WorkerPool:
             items.append((job.jid, fn_bytes, arg_bytes))
             good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
         return pickle.dumps(items, wire.PROTOCOL), good, bad
+
+    def _dumps_fn(self, fn: Callable[..., Any]) -> bytes:
+        # A function pickled by reference (module + name) gives the same bytes
+        # every time, so the last one is cached; one pickled by value (lambda,
+        # closure, __main__) is pickled again, to capture the globals it sees now.
+        if fn is self._fn_cache[0]:
+            return self._fn_cache[1]
+        data: bytes = cloudpickle.dumps(fn, wire.PROTOCOL)
+        if isinstance(fn, _BY_REFERENCE) and getattr(fn, "__module__", "__main__") != "__main__":
+            try:
+                if pickle.dumps(fn, wire.PROTOCOL) == data:
+                    self._fn_cache = (fn, data)
+            except Exception:
+                pass
+        return data
 
     def _parent_fds(self) -> list[int]:
         # Only "fork" children inherit our fds; they close these at once so that

@@ -155,6 +155,7 @@ def _serve(
 
     jobs: deque[tuple[int, bytes | None, bytes]] = deque()
     fn: Any = None
+    last_fn_bytes: bytes | None = None
     done = 0
     while max_tasks is None or done < max_tasks:
         if not jobs:
@@ -170,7 +171,10 @@ def _serve(
             jobs.extend(pickle.loads(body))
             del body
         jid, fn_bytes, arg_bytes = jobs.popleft()
-        if fn_bytes is not None:
+        if fn_bytes is not None and fn_bytes != last_fn_bytes:
+            # Equal bytes rebuild an equal function: skip the unpickling, which is
+            # slow for functions cloudpickle sent by value (lambdas, __main__).
+            last_fn_bytes = fn_bytes
             try:
                 fn = pickle.loads(fn_bytes)
             except Exception as err:
