@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENTS", "Emitter"]
 
+# A lazy proxy: it follows structlog's configuration as it is at each call
+# (and becomes a plain bound logger when the configuration caches loggers).
+_logger = structlog.get_logger("woflo")
+
 #: Every event name, with the log level it is emitted at.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",
@@ -78,5 +82,4 @@ class Emitter:
             fields["exception"] = describe(exception)
             fields["exception_type"] = type(exception).__qualname__
         fields.update(extra)
-        logger = structlog.get_logger("woflo")
-        getattr(logger, EVENTS[event])(event, **fields)
+        getattr(_logger, EVENTS[event])(event, **fields)

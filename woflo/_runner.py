@@ -43,6 +43,13 @@ __all__ = ["Attempt", "Runner"]
 
 T = TypeVar("T")
 
+# Wall-clock time of an attempt's start, derived from its monotonic start:
+# one clock read per attempt instead of two.
+_WALL_OFFSET = time.time() - time.monotonic()
+
+# Checked before building an event's fields, to keep silent runs cheap.
+_events_on = structlog.is_configured
+
 
 def task_name(fn: Callable[..., Any]) -> str:
     """The name events and reprs use for ``fn``."""
@@ -103,14 +110,16 @@ class Attempt:
     """
 
     __slots__ = (
+        "_claim",
         "_ctl",
         "_runner",
+        "args",
+        "fn",
         "handle",
+        "kwargs",
         "number",
         "run",
-        "settled",
         "started",
-        "started_wall",
         "timer",
         "worker",
     )
@@ -120,27 +129,22 @@ class Attempt:
         self.run = run
         self._ctl = ctl
         self.number = number
+        #: The callable to run, and its arguments.
+        self.fn: Callable[..., Any] = ctl.fn
+        self.args: tuple[Any, ...] = ctl.args
+        self.kwargs: dict[str, Any] = ctl.kwargs
         self.started: float | None = None
-        self.started_wall = 0.0
         self.worker: object = None
         self.timer: Timer | None = None
-        self.settled = False
         self.handle: Any = None
+        # Whoever pops this first settles the attempt: list.pop is atomic, so a
+        # result, a timeout and a stop can race without a lock.
+        self._claim: list[bool] = [True]
 
     @property
-    def fn(self) -> Callable[..., Any]:
-        """The callable to run."""
-        return self._ctl.fn
-
-    @property
-    def args(self) -> tuple[Any, ...]:
-        """Its positional arguments."""
-        return self._ctl.args
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """Its keyword arguments."""
-        return self._ctl.kwargs
+    def settled(self) -> bool:
+        """Whether the attempt's outcome is decided (later reports are ignored)."""
+        return not self._claim
 
     @property
     def timeout(self) -> float | None:
@@ -178,7 +182,6 @@ class Runner(Executor):
         self._policy = Policy.build(**options)
         self._events = Emitter(self.runner_name)
         self._lock = threading.Lock()
-        self._settle_lock = threading.Lock()
         self._shutdown = False
         self._closed = False
         self._active: set[TaskRun[Any]] = set()
@@ -301,7 +304,8 @@ class Runner(Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._active.add(run)
         ctl = run._ctl = _Control(policy, fn, args, kwargs)
-        self._events.emit("task.submitted", run)
+        if _events_on():
+            self._events.emit("task.submitted", run)
         if policy.deadline is not None:
             ctl.deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run, ctl))
         if policy.custom:
@@ -320,23 +324,23 @@ class Runner(Executor):
             attempt.fail(exc)
 
     def _begin(self, attempt: Attempt, worker: object) -> bool:
-        if attempt.settled or not attempt.run._try_begin():
+        if not attempt._claim or not attempt.run._try_begin():
             return False
         attempt.started = time.monotonic()
-        attempt.started_wall = time.time()
         attempt.worker = worker
         timeout = attempt._ctl.policy.timeout
         if timeout is not None:
             attempt.timer = self._arm_timer("timeout", timeout, lambda: self._on_timeout(attempt))
-        self._events.emit("attempt.started", attempt.run, attempt=attempt.number, worker=worker)
+        if _events_on():
+            self._events.emit("attempt.started", attempt.run, attempt=attempt.number, worker=worker)
         return True
 
     def _claim(self, attempt: Attempt) -> bool:
         """Settle ``attempt`` once: the first of result, timeout and stop wins."""
-        with self._settle_lock:
-            if attempt.settled:
-                return False
-            attempt.settled = True
+        try:
+            attempt._claim.pop()
+        except IndexError:
+            return False
         if attempt.timer is not None:
             attempt.timer.cancel()
         return True
@@ -347,12 +351,17 @@ class Runner(Executor):
 
     def _settled(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
         run = attempt.run
-        duration = 0.0 if attempt.started is None else time.monotonic() - attempt.started
-        run.attempts.append(AttemptRecord(attempt.number, attempt.started_wall, duration, outcome, exc, attempt.worker))
+        started = attempt.started
+        if started is None:
+            duration, started_at = 0.0, time.time()
+        else:
+            duration, started_at = time.monotonic() - started, _WALL_OFFSET + started
+        run.attempts.append(AttemptRecord(attempt.number, started_at, duration, outcome, exc, attempt.worker))
         number, worker = attempt.number, attempt.worker
         ctl = attempt._ctl
         if exc is None:
-            self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
+            if _events_on():
+                self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
             if not ctl.policy.custom:
                 self._finish(run, ctl, value, None)
                 return
@@ -430,7 +439,7 @@ class Runner(Executor):
             done = run._succeed(value)
         else:
             done = run._fail(exc)
-        if done:
+        if done and _events_on():
             duration = time.monotonic() - ctl.t0
             if exc is None:
                 self._events.emit("task.succeeded", run, attempt=len(run.attempts), duration_s=duration)
@@ -439,10 +448,11 @@ class Runner(Executor):
         self._forget(run)
 
     def _forget(self, run: TaskRun[Any]) -> None:
-        with self._lock:
-            self._active.discard(run)
-            close = self._shutdown and not self._active
-        if close:
+        # No lock: set.discard is atomic, and of this and a concurrent
+        # shutdown(wait=False) at least one sees both conditions (closing twice
+        # is harmless).
+        self._active.discard(run)
+        if self._shutdown and not self._active:
             self._close_all(wait=False)
 
     # -- timers and stopping ----------------------------------------------------------

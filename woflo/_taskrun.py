@@ -14,8 +14,7 @@ import uuid
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from woflo._runner import Runner
@@ -39,8 +38,7 @@ class RunState(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
     """What happened in one attempt of a run.
 
     Attributes:

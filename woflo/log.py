@@ -38,18 +38,25 @@ def configure_logging(*, json: bool = False, level: str | int = "INFO", file: Te
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
-    renderer: structlog.typing.Processor
+    processors: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     if json:
-        renderer = structlog.processors.JSONRenderer()
+        processors.append(structlog.processors.JSONRenderer())
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        processors += [_short_run_id, structlog.dev.ConsoleRenderer(colors=False)]
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=file if file is not None else sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
+
+
+def _short_run_id(logger: object, name: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    # Eight hex digits tell runs apart on a console; JSON keeps the whole id.
+    run_id = event.get("run_id")
+    if isinstance(run_id, str):
+        event["run_id"] = run_id[:8]
+    return event

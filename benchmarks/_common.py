@@ -1,0 +1,48 @@
+"""Shared timing helpers for the benchmarks: medians over repetitions, ratio tables."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def compare(contenders: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each contender, measured round-robin.
+
+    Each round runs every contender once, so a burst of load on this shared
+    machine hits all of them alike instead of one contender's whole series.
+    """
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeat):
+        for name, fn in contenders.items():
+            gc.collect()
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def table(title: str, rows: list[tuple[str, str, float, float]]) -> str:
+    """Markdown rows: (case, contender, seconds, baseline seconds) -> ratio = contender / baseline."""
+    lines = [f"### {title}", "", "| case | contender | median s | baseline s | time ratio (lower is better) |", "|---|---|---|---|---|"]
+    for case, who, seconds, base in rows:
+        lines.append(f"| {case} | {who} | {seconds:.4f} | {base:.4f} | {seconds / base:.2f}x |")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""woflo in one minute: parallel tasks, a retried flaky task, a timed-out attempt.
+
+Run: python examples/quickstart.py
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import woflo
+from woflo import AttemptTimeout, WofloExecutor, task
+
+COUNTER = os.path.join(tempfile.mkdtemp(prefix="woflo-quickstart-"), "calls")
+
+
+@task
+def square(x: int) -> int:
+    """A plain task: each call runs in parallel with the others."""
+    time.sleep(0.2)
+    return x * x
+
+
+@task(retries=3, retry_wait_time=0.2)
+def flaky_fetch(url: str) -> str:
+    """Fails twice, then succeeds: the retries are woflo's, the waits are scheduled, not slept in a worker."""
+    with open(COUNTER, "a") as f:
+        f.write("x")
+    if os.path.getsize(COUNTER) < 3:
+        raise ConnectionError(f"{url}: connection reset")
+    return f"<html>{url}</html>"
+
+
+@task(timeout=0.5)
+def stuck() -> None:
+    """Never returns in time: its attempt is stopped after 0.5 s."""
+    time.sleep(60)
+
+
+def main() -> None:
+    woflo.configure_logging(level="INFO")  # readable per-attempt lines on stderr
+
+    started = time.monotonic()
+    runs = [square(x) for x in range(6)]
+    print("squares:", [r.result() for r in runs], f"in {time.monotonic() - started:.2f}s")
+
+    page = flaky_fetch("https://example.org")
+    print("fetched:", page.result(), "after", len(page.attempts), "attempts")
+
+    hung = stuck()
+    try:
+        hung.result()
+    except AttemptTimeout as exc:
+        print("timed out:", exc)
+
+    # The same thing as a drop-in concurrent.futures executor.
+    with WofloExecutor(max_workers=2, retries=1) as ex:
+        print("map:", list(ex.map(abs, [-1, -2, -3])))
+
+
+if __name__ == "__main__":
+    main()
