@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -424,5 +425,57 @@ def test_memory_does_not_grow(rec: Recorder) -> None:
         grown = psutil.Process().memory_info().rss - before
         assert grown < 10_000_000, grown
         assert not p._table and not p._pending and not p._taken
+    finally:
+        p.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_fork_start_method_and_reentrant_callbacks() -> None:
+    rec = Recorder()
+    holder: list[WorkerPool] = []
+
+    def on_done(token: object, ok: bool, value: Any, pid: int | None) -> None:
+        rec.on_done(token, ok, value, pid)
+        if isinstance(token, int) and token < 20:
+            holder[0].submit(token + 1, add, (token + 1,), {})  # submit from inside a callback
+
+    p = WorkerPool(2, start_method="fork", on_start=rec.on_start, on_done=on_done)
+    holder.append(p)
+    try:
+        p.submit(0, add, (0,), {})
+        rec.wait_done(*range(21))
+        assert [rec.result(i) for i in range(21)] == list(range(21))
+    finally:
+        p.shutdown()
+
+
+def sleep_and_return(i: int) -> int:
+    time.sleep(0.002)
+    return i
+
+
+@pytest.mark.timeout(120)
+def test_random_sigkills_under_load(rec: Recorder) -> None:
+    import random
+
+    p = WorkerPool(2, on_start=rec.on_start, on_done=rec.on_done)
+    try:
+        for i in range(500):
+            p.submit(i, sleep_and_return, (i,), {})
+        rng = random.Random(3)
+        for _ in range(20):
+            with rec.cond:
+                rec.cond.wait_for(lambda: len(rec.done) < 500 and bool(p.pids), 5)
+            pids = p.pids
+            if pids and len(rec.done) < 480:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(rng.choice(pids), signal.SIGKILL)
+            with rec.cond:  # let some work through between kills
+                n = len(rec.done)
+                rec.cond.wait_for(lambda: len(rec.done) >= min(500, n + 10), 10)
+        rec.wait_done(*range(500), timeout=90)
+        for i in range(500):
+            ok, value, _ = rec.done[i]
+            assert (ok and value == i) or (not ok and isinstance(value, WorkerCrashed)), value
     finally:
         p.shutdown()
