@@ -419,7 +419,9 @@ class WorkerPool:
                     how = _describe_exit(exitcode)
                     msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
                     out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
-            elif not w.ready and self._broken is None:
+            elif not w.ready and self._broken is None and exitcode not in (-signal.SIGKILL, -signal.SIGTERM):
+                # A worker killed from outside while starting says nothing about
+                # the pool; one that keeps crashing while starting would loop forever.
                 self._startup_failures += 1
                 if self._startup_failures >= _MAX_STARTUP_FAILURES:
                     self._broken = WorkerCrashed(
