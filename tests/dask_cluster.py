@@ -25,7 +25,7 @@ def client() -> Any:
             # fails the task at once instead of Dask resubmitting it.
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 cluster = distributed.LocalCluster(
-                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
                 )
             _state["cluster"] = cluster
             _state["client"] = distributed.Client(cluster, set_as_default=False)

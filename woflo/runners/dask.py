@@ -14,6 +14,7 @@ the way a hand-written ``client.gather(futures)`` would.
 from __future__ import annotations
 
 import functools
+import inspect
 import queue
 import threading
 import uuid
@@ -42,6 +43,16 @@ def _distributed() -> ModuleType:
     except ImportError as exc:
         raise ImportError("DaskRunner needs dask.distributed: pip install 'woflo[dask]'") from exc
     return distributed
+
+
+def _cluster_keywords(distributed: ModuleType) -> set[str]:
+    """The keywords a LocalCluster accepts, its workers' included."""
+    names: set[str] = set()
+    for cls in (distributed.LocalCluster, distributed.Nanny, distributed.Worker):
+        names.update(
+            name for name, p in inspect.signature(cls).parameters.items() if p.kind is not p.VAR_KEYWORD
+        )
+    return names
 
 
 class DaskRunner(Runner):
@@ -88,6 +99,14 @@ class DaskRunner(Runner):
         distributed = _distributed()
         options = {k: v for k, v in kwargs.items() if k in POLICY_OPTIONS}
         cluster_kwargs = {k: v for k, v in kwargs.items() if k not in POLICY_OPTIONS}
+        unknown = set(cluster_kwargs) - _cluster_keywords(distributed)
+        if unknown:
+            # LocalCluster passes unknown keywords on to its workers, where a
+            # typo (retires=3) would only fail later, in another process.
+            raise TypeError(
+                f"unknown option(s) {', '.join(sorted(unknown))}: neither a policy option "
+                f"({', '.join(sorted(POLICY_OPTIONS))}) nor a LocalCluster, Nanny or Worker keyword"
+            )
         if client is not None and address is not None:
             raise ValueError("give client= or address=, not both")
         if (client is not None or address is not None) and cluster_kwargs:
