@@ -18,22 +18,32 @@ if TYPE_CHECKING:
 __all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track"]
 
 _lock = threading.Lock()
-_shared: dict[type[Any], Runner] = {}
+_shared: dict[type[Any], tuple[object, Runner]] = {}
 _live: weakref.WeakSet[Runner] = weakref.WeakSet()
 
 
 def shared_runner(cls: type[Runner]) -> Runner:
     """The process-wide instance of runner class ``cls``, made on first use.
 
-    A shared instance that was shut down is replaced by a new one.
+    A class may define ``_shared_instance()`` to build it and ``_shared_key()``
+    to say when it must be rebuilt (woflo 0.8's ``process_type`` switch). A
+    shared instance that was shut down is replaced by a new one.
     """
+    key_of = getattr(cls, "_shared_key", None)
+    key = key_of() if key_of is not None else None
+    stale: Runner | None = None
     with _lock:
-        runner = _shared.get(cls)
-        if runner is None or runner._shutdown:
-            factory = getattr(cls, "_shared_instance", None)
-            runner = factory() if factory is not None else cls()
-            _shared[cls] = runner
-        return runner
+        entry = _shared.get(cls)
+        if entry is not None and entry[0] == key and not entry[1]._shutdown:
+            return entry[1]
+        if entry is not None:
+            stale = entry[1]
+        factory = getattr(cls, "_shared_instance", None)
+        runner: Runner = factory() if factory is not None else cls()
+        _shared[cls] = (key, runner)
+    if stale is not None:
+        stale.shutdown(wait=False)
+    return runner
 
 
 def track(runner: Runner) -> None:
@@ -51,16 +61,16 @@ def _shutdown_all() -> None:
 
 def default_runner() -> Runner:
     """The runner ``@task`` uses when none is named."""
-    from woflo.runners.thread import ThreadRunner
+    from woflo.runners.process import ProcessRunner
 
-    return shared_runner(ThreadRunner)
+    return shared_runner(ProcessRunner)
 
 
 def default_runner_class() -> type[Runner]:
     """The runner class `WofloExecutor` builds when none is named."""
-    from woflo.runners.thread import ThreadRunner
+    from woflo.runners.process import ProcessRunner
 
-    return ThreadRunner
+    return ProcessRunner
 
 
 def coroutine_runner() -> Runner:

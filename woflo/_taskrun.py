@@ -184,7 +184,11 @@ class TaskRun(Future[T], Generic[T]):
 
     def _set_retrying(self) -> bool:
         with self._condition:
-            if self._state != RUNNING:
+            if self._state == PENDING:
+                # An attempt that failed before reaching a worker (say, its
+                # arguments could not be pickled): the run has started all the same.
+                self._state = RUNNING
+            elif self._state != RUNNING:
                 return False
             self._run_state = RunState.RETRYING
             return True
