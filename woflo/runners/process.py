@@ -34,7 +34,7 @@ def default_task_workers() -> int:
     calls at once, without 0.8's unbounded processes: its workers start on
     demand and exit after 10 s idle.
     """
-    return max(16, 4 * loky.cpu_count())
+    return max(16, 4 * int(loky.cpu_count()))
 
 
 class ProcessRunner(Runner):
@@ -78,7 +78,7 @@ class ProcessRunner(Runner):
         idle_timeout: float | None = None,
         **options: Unpack[PolicyOptions],
     ) -> None:
-        workers = check_max_workers(loky.cpu_count() if max_workers is None else max_workers)
+        workers = check_max_workers(int(loky.cpu_count()) if max_workers is None else max_workers)
         if start_method is not None and start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {sorted(START_METHODS)} or None, not {start_method!r}")
         if max_tasks_per_child is not None and (
