@@ -67,7 +67,8 @@ def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., A
     return result
 
 
-def _results_in_order(runs: list[TaskRun[T]], end: float | None) -> Iterator[T]:
+def results_in_order(runs: list[TaskRun[T]], end: float | None) -> Iterator[T]:
+    """Yield the runs' results in order; cancel the rest if the consumer stops."""
     # A generator of its own so that everything is submitted before the first
     # result is asked for (the stdlib's map does the same).
     runs.reverse()
@@ -229,7 +230,7 @@ class Runner(Executor):
         fn, policy, name = unwrap_task(fn, policy)
         end = None if timeout is None else time.monotonic() + timeout
         runs = [self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False)]
-        return _results_in_order(runs, end)
+        return results_in_order(runs, end)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """Stop taking work and release the workers once the runs are done.

@@ -225,3 +225,12 @@ def test_many_runs_all_complete(make: Any) -> None:
     ex = make()
     runs = [ex.submit(funcs.add, i, 1) for i in range(500)]
     assert [r.result(timeout=60) for r in runs] == [i + 1 for i in range(500)]
+
+
+def test_map_with_chunks_keeps_order_and_errors(make: Any) -> None:
+    ex = make()
+    assert list(ex.map(funcs.add, range(1000), range(1000), chunksize=64)) == [2 * i for i in range(1000)]
+    results = ex.map(funcs.fail_if_odd, [0, 2, 4, 5, 6], chunksize=2)
+    assert [next(results), next(results)] == [0, 2]
+    with pytest.raises(ValueError, match="5"):
+        list(results)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import functools
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import loky
 
 from woflo._errors import WorkerCrashed
 from woflo._process.pool import WorkerPool
-from woflo._runner import Attempt, Runner
+from woflo._policy import Policy
+from woflo._runner import Attempt, Runner, results_in_order, task_name, unwrap_task
 from woflo.runners.thread import check_max_workers
 
 if TYPE_CHECKING:
@@ -19,11 +23,22 @@ if TYPE_CHECKING:
 
 __all__ = ["START_METHODS", "ProcessRunner", "default_task_workers"]
 
+T = TypeVar("T")
+
 #: The start methods a `ProcessRunner` accepts; ``None`` means loky's ``"loky"``.
 START_METHODS = frozenset({"loky", "spawn", "forkserver", "fork"})
 
 #: How long a worker of the shared ``@task`` runner may stay idle before it exits.
 SHARED_IDLE_TIMEOUT_S = 10.0
+
+
+def _take(items: Iterator[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
+    return list(itertools.islice(items, n))
+
+
+def _run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> list[T]:
+    """Runs in the worker: one chunk of a chunked `map`."""
+    return [fn(*args) for args in chunk]
 
 
 def default_task_workers() -> int:
@@ -118,6 +133,29 @@ class ProcessRunner(Runner):
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
         return self._pool.pids
+
+    def _map(
+        self,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        chunksize: int,
+        policy: Policy,
+    ) -> Iterator[T]:
+        """As `Runner.map`; with ``chunksize > 1`` each chunk of calls is one run.
+
+        As with `ProcessPoolExecutor`, a chunk is what is sent, retried, timed
+        out and logged as a whole: big chunks cut the per-call cost, small ones
+        keep a retry or a crash cheap.
+        """
+        if chunksize <= 1:
+            return super()._map(fn, iterables, timeout, chunksize, policy)
+        fn, policy, name = unwrap_task(fn, policy)
+        chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
+        run_chunk = functools.partial(_run_chunk, fn)
+        runs = [self._submit(run_chunk, (chunk,), {}, policy, name or task_name(fn)) for chunk in chunks]
+        end = None if timeout is None else time.monotonic() + timeout
+        return itertools.chain.from_iterable(results_in_order(runs, end))
 
     def _start(self, attempt: Attempt) -> None:
         self._pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
