@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import loky
 
 from woflo._errors import WorkerCrashed
-from woflo._process.pool import WorkerPool
 from woflo._policy import Policy
+from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner, results_in_order, task_name, unwrap_task
 from woflo.runners.thread import check_max_workers
 
