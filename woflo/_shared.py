@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # shared_runner builds runners, which call track()
 _shared: dict[type[Any], tuple[object, Runner]] = {}
 _live: weakref.WeakSet[Runner] = weakref.WeakSet()
+_exit_hook_registered = False
 
 
 def shared_runner(cls: type[Runner]) -> Runner:
@@ -48,10 +49,17 @@ def shared_runner(cls: type[Runner]) -> Runner:
 
 def track(runner: Runner) -> None:
     """Shut ``runner`` down at interpreter exit if its owner did not."""
+    global _exit_hook_registered
+    with _lock:
+        if not _exit_hook_registered:
+            # Registered on first use, after the backends' own exit hooks (the
+            # process pool kills its workers at exit): atexit runs hooks last
+            # in, first out, so the runs finish before their workers go.
+            atexit.register(_shutdown_all)
+            _exit_hook_registered = True
     _live.add(runner)
 
 
-@atexit.register
 def _shutdown_all() -> None:
     # Like the stdlib executors, let submitted work finish before exit; the
     # runners' own threads are daemons, so nothing else would wait for them.

@@ -61,6 +61,13 @@ def capture_events() -> Iterator[CapturedEvents]:
 
     Built on `structlog.testing.capture_logs`: each event is a dict with its
     raw field values and ``log_level``. The sequence fills as events happen.
+    If structlog was not configured before, it is left unconfigured after, so
+    woflo goes back to being silent.
     """
-    with structlog.testing.capture_logs() as logs:
-        yield CapturedEvents(logs)
+    was_configured = structlog.is_configured()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            yield CapturedEvents(logs)
+    finally:
+        if not was_configured:
+            structlog.reset_defaults()

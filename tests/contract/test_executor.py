@@ -13,7 +13,7 @@ from typing import Any
 
 import funcs
 import pytest
-from helpers import wait_for_file
+from helpers import wait_for, wait_for_file
 from runners import RunnerKind
 
 from woflo import RunState, TaskRun
@@ -157,6 +157,8 @@ def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Pa
     started, release = str(tmp_path / "started"), str(tmp_path / "release")
     blocker = ex.submit(funcs.block, started, release)
     wait_for_file(started)
+    # A process runner learns of the start a moment after the task sees it.
+    wait_for(blocker.running, what="the run to be marked running")
     pending = ex.submit(funcs.add, 1)
     assert pending.cancel()
     assert pending.cancelled() and pending.state is RunState.CANCELLED
@@ -175,6 +177,7 @@ def test_shutdown_cancel_futures(make: Any, kind: RunnerKind, tmp_path: Path) ->
     started, release = str(tmp_path / "started"), str(tmp_path / "release")
     blocker = ex.submit(funcs.block, started, release)
     wait_for_file(started)
+    wait_for(blocker.running, what="the run to be marked running")
     queued = [ex.submit(funcs.add, i) for i in range(5)]
     Path(release).touch()
     ex.shutdown(wait=True, cancel_futures=True)

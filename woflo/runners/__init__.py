@@ -10,8 +10,8 @@ from woflo._runner import Attempt as Attempt
 from woflo._runner import Runner as Runner
 from woflo.runners._legacy import BaseTaskRun as BaseTaskRun
 from woflo.runners._legacy import SequentialTaskRun as SequentialTaskRun
-from woflo.runners.multiprocess import MultiprocessTaskRun as MultiprocessTaskRun
 from woflo.runners.aio import AsyncRunner as AsyncRunner
+from woflo.runners.multiprocess import MultiprocessTaskRun as MultiprocessTaskRun
 from woflo.runners.process import ProcessRunner as ProcessRunner
 from woflo.runners.sequential import SequentialRunner as SequentialRunner
 from woflo.runners.thread import ThreadRunner as ThreadRunner
