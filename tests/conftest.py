@@ -10,7 +10,7 @@ import pytest
 # Worker processes import the task functions from tests/funcs.py.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from runners import RUNNER_KINDS, RunnerKind  # noqa: E402
+from runners import RUNNER_KINDS, RunnerKind
 
 
 @pytest.fixture(params=RUNNER_KINDS, ids=lambda k: k.name)

@@ -69,3 +69,29 @@ def test_run_id_is_unique_and_repr_is_readable() -> None:
     run = runner.submit(funcs.add, 1)
     assert "add" in repr(run) and "succeeded" in repr(run)
     assert str(RunState.FAILED) == "failed"
+
+
+def test_cancelling_an_await_stops_the_run(tmp_path: Path) -> None:
+    import asyncio
+
+    with ThreadRunner(1) as ex:
+        started = str(tmp_path / "s")
+        run = ex.submit(funcs.block, started, str(tmp_path / "never"), 5)
+
+        async def main() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(run, 0.2)
+
+        asyncio.run(main())
+        assert run.cancelled() and run.state is RunState.CANCELLED
+
+
+def test_await_a_finished_run_needs_no_loop_hop() -> None:
+    import asyncio
+
+    run = SequentialRunner().submit(funcs.add, 2, 3)
+
+    async def main() -> int:
+        return await run
+
+    assert asyncio.run(main()) == 5

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from woflo._policy import Policy
 from woflo._runner import Runner, task_name
@@ -47,9 +47,29 @@ class Task(Generic[P, R]):
         42
     """
 
+    @overload
+    def __init__(
+        self: Task[P, R],
+        fn: Callable[P, Coroutine[Any, Any, R]],
+        *,
+        name: str | None = None,
+        runner: RunnerSpec = None,
+        **options: Unpack[PolicyOptions],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Task[P, R],
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        runner: RunnerSpec = None,
+        **options: Unpack[PolicyOptions],
+    ) -> None: ...
+
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[P, Any],
         *,
         name: str | None = None,
         runner: RunnerSpec = None,
@@ -60,7 +80,8 @@ class Task(Generic[P, R]):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         _check_runner(runner)
-        self.fn: Callable[P, R] = fn
+        #: The plain function (for an ``async def``, it returns the coroutine).
+        self.fn: Callable[P, Any] = fn
         self.name: str = name or task_name(fn)
         self._runner_spec = runner
         self._options = options
@@ -145,6 +166,20 @@ def _check_runner(runner: RunnerSpec) -> None:
     raise TypeError(f"runner must be a runner class or instance, not {type(runner).__name__}")
 
 
+class TaskDecorator(Protocol):
+    """What ``task(**options)`` returns: a decorator that keeps the signature."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -157,17 +192,17 @@ def task(
     name: str | None = None,
     runner: RunnerSpec = None,
     **options: Unpack[PolicyOptions],
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+) -> TaskDecorator: ...
 
 
 def task(
-    fn: Callable[P, R] | None = None,
+    fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
     runner: RunnerSpec = None,
     **options: Unpack[PolicyOptions],
-) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+) -> Task[Any, Any] | TaskDecorator:
     """Make a function a task: calling it submits a run and returns a `TaskRun`.
 
     Works bare (``@task``) and with options (``@task(retries=2, timeout=30)``).
@@ -199,7 +234,7 @@ def task(
     _check_runner(runner)
     Policy.build(**options)
 
-    def decorate(f: Callable[P, R]) -> Task[P, R]:
+    def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
         return Task(f, name=name, runner=runner, **options)
 
-    return decorate
+    return cast(TaskDecorator, decorate)

@@ -9,7 +9,9 @@ methods, and ``await``. Only runners create TaskRuns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import threading
 import uuid
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
@@ -265,5 +267,35 @@ class TaskRun(Future[T], Generic[T]):
     # -- asyncio ---------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, T]:
-        """``await run`` inside a running event loop gives the result."""
-        return asyncio.wrap_future(self).__await__()
+        """``await run`` inside a running event loop gives the result.
+
+        Cancelling the awaiting coroutine (``asyncio.wait_for`` timing out, a
+        cancelled task) stops the run, as cancelling an asyncio task would.
+        """
+        if self.done():
+            return self.result()
+        loop = asyncio.get_running_loop()
+        signal: asyncio.Future[None] = loop.create_future()
+        loop_thread = threading.get_ident()
+
+        def relay(_: Future[T]) -> None:
+            # A run that ends on the loop's own thread (the async runner) needs
+            # no cross-thread wake-up; the others hop onto the loop.
+            if threading.get_ident() == loop_thread:
+                _wake(signal)
+            else:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(_wake, signal)
+
+        self.add_done_callback(relay)
+        try:
+            yield from signal.__await__()
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+        return self.result()
+
+
+def _wake(signal: asyncio.Future[None]) -> None:
+    if not signal.done():
+        signal.set_result(None)

@@ -38,3 +38,20 @@ with WofloExecutor(2, runner=ThreadRunner, timeout=3.0) as wex:
 
 later = double.options(retries=5)
 r4: TaskRun[int] = later(3)
+
+
+@task
+async def fetch_len(url: str) -> int:
+    return len(url)
+
+
+@task(retries=1)
+async def fetch_text(url: str) -> str:
+    return url
+
+
+async def use_async() -> None:
+    n: int = await fetch_len("https://example.org")
+    r5: TaskRun[int] = fetch_len("x")
+    s: str = await fetch_text("y")
+    del n, r5, s
