@@ -53,6 +53,9 @@ _events_on = structlog.is_configured
 
 def task_name(fn: Callable[..., Any]) -> str:
     """The name events and reprs use for ``fn``."""
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        return name
     while isinstance(fn, functools.partial):
         fn = fn.func
     return getattr(fn, "__name__", None) or type(fn).__name__
