@@ -150,3 +150,46 @@ def test_base_task_run_custom_runner() -> None:
         """
     )
     assert out.strip() == "5"
+
+
+def test_process_type_spawn_without_main_guard_does_not_hang() -> None:
+    # 0.8.2 hung the parent here. Spawned workers re-import the script; the
+    # parent must still get its result.
+    out, _ = run_script(
+        """
+        from woflo import task
+        from woflo.runners.multiprocess import SpawnProcess, MultiprocessTaskRun
+
+        MultiprocessTaskRun.process_type = SpawnProcess
+
+        @task(runner=MultiprocessTaskRun)
+        def double(x):
+            return 2 * x
+
+        run = double(21)
+        print("parent" if __name__ == "__main__" else "child", run.runner.start_method, run.get_result())
+        """
+    )
+    assert "parent spawn 42" in out
+
+
+def test_many_runs_under_a_low_fd_limit() -> None:
+    # 0.8.2 held 4 fds per run and failed after 254 runs under `ulimit -n 1024`.
+    out, _ = run_script(
+        """
+        import resource
+        from woflo import task
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+        @task
+        def inc(x):
+            return x + 1
+
+        runs = [inc(i) for i in range(2000)]
+        done = [r.get_result() for r in runs]
+        again = [inc(i).get_result() for i in range(300)]
+        print(done == [i + 1 for i in range(2000)], again == [i + 1 for i in range(300)])
+        """
+    )
+    assert out.strip() == "True True"
