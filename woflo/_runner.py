@@ -321,6 +321,8 @@ class Runner(Executor):
         return run
 
     def _launch(self, attempt: Attempt) -> None:
+        if attempt.run.done():
+            return  # stopped while its retry wait was being scheduled
         attempt.run._current = attempt
         try:
             self._start(attempt)

@@ -451,10 +451,15 @@ class WorkerPool:
                 return
             if self._shutdown and not self._drain:
                 return
-            n_start = 0
-            if all(w.inflight for w in self._workers if w.takes_jobs()):
-                n_start = min(self._max_workers - len(self._workers), len(self._pending))
-        for _ in range(n_start):  # outside the lock: starting a process takes milliseconds
+        # Start a worker per queued job that no idle worker will take, up to the
+        # bound. Counted again after each start, outside the lock (starting a
+        # process takes milliseconds): jobs submitted meanwhile must get workers
+        # of their own, not be prefetched behind a job of unknown length.
+        while True:
+            with self._lock:
+                idle = sum(1 for w in self._workers if w.takes_jobs() and not w.inflight)
+                if len(self._workers) >= self._max_workers or not self._more_jobs_than(idle):
+                    break
             try:
                 w = start_worker(self._ctx, self._sel, self._init, self._max_tasks, self._parent_fds())
             except Exception as err:
@@ -489,6 +494,16 @@ class WorkerPool:
                     if job.killed:  # killed while being pickled
                         w.cancel(job.jid)
                 self._start_head(w, out, now)
+
+    def _more_jobs_than(self, n: int) -> bool:
+        # Caller holds the lock. Killed jobs stay queued until dispatch skips
+        # them: they must not start workers (after stop() or at shutdown).
+        for job in self._pending:
+            if not job.killed:
+                n -= 1
+                if n < 0:
+                    return True
+        return False
 
     def _plan(self) -> list[tuple[Worker, list[_Job]]]:
         plan: list[tuple[Worker, list[_Job]]] = []
