@@ -284,7 +284,12 @@ class Runner(Executor):
         """
 
     def _close(self, wait: bool) -> None:
-        """Release the workers; called once, when no run is left."""
+        """Release the workers once no run is left.
+
+        Called once, and again with ``wait=True`` if the first call did not
+        wait: it must be idempotent, and with ``wait`` return only when every
+        worker is gone.
+        """
 
     def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
         """Schedule a ``"timeout"``, ``"deadline"`` or ``"retry"`` wait."""
@@ -515,12 +520,15 @@ class Runner(Executor):
     # -- shutdown ------------------------------------------------------------------------
 
     def _close_all(self, wait: bool) -> None:
+        # The first call closes; when the last run ended after shutdown(wait=
+        # False) began, that call came from a worker and could not wait, so a
+        # later shutdown(wait=True) closes again, waiting this time.
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
-        self._scheduler.close(wait)
-        self._close(wait)
+        if first or wait:
+            self._scheduler.close(wait)
+            self._close(wait)
 
     def _report_error(self, exc: BaseException) -> None:
         # An error inside woflo's own timer callbacks: say so through the

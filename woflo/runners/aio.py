@@ -11,6 +11,7 @@ thread and needs no lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import threading
@@ -317,7 +318,8 @@ class AsyncRunner(Runner):
             # running here: do not wait for them.
             pool.shutdown(wait=False, cancel_futures=True)
         if not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: already stopped
+                loop.call_soon_threadsafe(loop.stop)
         if wait and thread is not threading.current_thread():
             thread.join()
 
