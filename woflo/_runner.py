@@ -17,7 +17,9 @@ A concrete runner implements only `_start` (run one attempt) and, if it can,
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -70,14 +72,34 @@ def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., A
     return result
 
 
-def results_in_order(runs: list[TaskRun[T]], end: float | None) -> Iterator[T]:
-    """Yield the runs' results in order; cancel the rest if the consumer stops."""
-    # A generator of its own so that everything is submitted before the first
-    # result is asked for (the stdlib's map does the same).
-    runs.reverse()
+def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end: float | None) -> Iterator[T]:
+    """Order-keeping results of ``submissions`` (a lazy iterator of submits).
+
+    With ``buffersize=None`` everything is submitted before the first result
+    is asked for, as the stdlib's map does; with a number, only that many runs
+    are in flight and each result consumed submits the next, so a huge or
+    endless input is never read ahead (Python 3.14's ``buffersize``).
+    """
+    if buffersize is not None and (isinstance(buffersize, bool) or not isinstance(buffersize, int)):
+        raise TypeError("buffersize must be an int or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or >= 1")
+    runs = collections.deque(submissions if buffersize is None else itertools.islice(submissions, buffersize))
+    return _results_in_order(runs, submissions if buffersize is not None else None, end)
+
+
+def _results_in_order(
+    runs: collections.deque[TaskRun[T]], refill: Iterator[TaskRun[T]] | None, end: float | None
+) -> Iterator[T]:
+    # A generator of its own so that the first submissions happen at the map
+    # call, not at the first next().
     try:
         while runs:
-            run = runs.pop()
+            run = runs.popleft()
+            if refill is not None:
+                following = next(refill, None)
+                if following is not None:
+                    runs.append(following)
             try:
                 yield run.result(None if end is None else end - time.monotonic())
             finally:
@@ -210,15 +232,25 @@ class Runner(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int = 1,
+        buffersize: int | None = None,
     ) -> Iterator[T]:
         """``map(fn, *iterables)`` with every call a run; results in order.
 
-        Submits everything at once, yields results lazily, raises the first
-        exception when its result is reached, and raises `TimeoutError` if the
-        results are not all there ``timeout`` seconds after the call. Runners
-        that batch (processes) use ``chunksize``; the others ignore it.
+        Submits everything at once (or, with ``buffersize=N``, keeps N runs in
+        flight and reads the input lazily), yields results lazily, raises the
+        first exception when its result is reached, and raises `TimeoutError`
+        if the results are not all there ``timeout`` seconds after the call.
+        Runners that batch (processes) use ``chunksize``; the others ignore it.
+
+        Example:
+            >>> import itertools
+            >>> from woflo import ThreadRunner
+            >>> with ThreadRunner(2) as ex:  # an endless input, read as consumed
+            ...     squares = ex.map(pow, itertools.count(), itertools.repeat(2), buffersize=4)
+            ...     [next(squares) for _ in range(5)]
+            [0, 1, 4, 9, 16]
         """
-        return self._map(fn, iterables, timeout, chunksize, self._policy)
+        return self._map(fn, iterables, timeout, chunksize, self._policy, buffersize)
 
     def _map(
         self,
@@ -227,13 +259,14 @@ class Runner(Executor):
         timeout: float | None,
         chunksize: int,
         policy: Policy,
+        buffersize: int | None = None,
     ) -> Iterator[T]:
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         fn, policy, name = unwrap_task(fn, policy)
         end = None if timeout is None else time.monotonic() + timeout
-        runs = [self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False)]
-        return results_in_order(runs, end)
+        submissions = (self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False))
+        return submit_ahead(submissions, buffersize, end)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """Stop taking work and release the workers once the runs are done.

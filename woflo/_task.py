@@ -105,7 +105,11 @@ class Task(Generic[P, R]):
         return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self.name)
 
     def map(
-        self, *iterables: Iterable[Any], executor: Executor | None = None, timeout: float | None = None
+        self,
+        *iterables: Iterable[Any],
+        executor: Executor | None = None,
+        timeout: float | None = None,
+        buffersize: int | None = None,
     ) -> Iterator[R]:
         """Submit one run per item (or per tuple of items); yield results in order.
 
@@ -114,7 +118,7 @@ class Task(Generic[P, R]):
             >>> list(task(abs, runner=SequentialRunner).map([-1, 2, -3]))
             [1, 2, 3]
         """
-        return self._resolve(executor)._map(self.fn, iterables, timeout, 1, self._policy)
+        return self._resolve(executor)._map(self.fn, iterables, timeout, 1, self._policy, buffersize)
 
     def options(
         self, *, name: str | None = None, runner: RunnerSpec = None, **overrides: Unpack[PolicyOptions]

@@ -237,3 +237,28 @@ def test_map_with_chunks_keeps_order_and_errors(make: Any) -> None:
     assert [next(results), next(results)] == [0, 2]
     with pytest.raises(ValueError, match="5"):
         list(results)
+
+
+def test_map_with_buffersize_reads_the_input_lazily(make: Any) -> None:
+    ex = make()
+    consumed: list[int] = []
+
+    def endless() -> Any:
+        n = 0
+        while True:
+            consumed.append(n)
+            yield n
+            n += 1
+
+    results = ex.map(funcs.add, endless(), buffersize=3)
+    assert [next(results) for _ in range(5)] == [0, 1, 2, 3, 4]
+    # Five consumed, three in flight: the input is read no further ahead.
+    assert len(consumed) <= 5 + 3
+    results.close()
+    with pytest.raises(ValueError, match="buffersize"):
+        ex.map(funcs.add, [1], buffersize=0)
+
+
+def test_map_with_buffersize_and_chunks(make: Any) -> None:
+    out = make().map(funcs.add, range(100), range(100), chunksize=7, buffersize=2)
+    assert list(out) == [2 * i for i in range(100)]

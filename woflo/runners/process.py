@@ -13,7 +13,7 @@ import loky
 from woflo._errors import WorkerCrashed
 from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
-from woflo._runner import Attempt, Runner, results_in_order, task_name, unwrap_task
+from woflo._runner import Attempt, Runner, submit_ahead, task_name, unwrap_task
 from woflo.runners.thread import check_max_workers
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ class ProcessRunner(Runner):
         timeout: float | None,
         chunksize: int,
         policy: Policy,
+        buffersize: int | None = None,
     ) -> Iterator[T]:
         """As `Runner.map`; with ``chunksize > 1`` each chunk of calls is one run.
 
@@ -149,13 +150,14 @@ class ProcessRunner(Runner):
         keep a retry or a crash cheap.
         """
         if chunksize <= 1:
-            return super()._map(fn, iterables, timeout, chunksize, policy)
+            return super()._map(fn, iterables, timeout, chunksize, policy, buffersize)
         fn, policy, name = unwrap_task(fn, policy)
         chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
         run_chunk = functools.partial(_run_chunk, fn)
-        runs = [self._submit(run_chunk, (chunk,), {}, policy, name or task_name(fn)) for chunk in chunks]
+        name = name or task_name(fn)
+        submissions = (self._submit(run_chunk, (chunk,), {}, policy, name) for chunk in chunks)
         end = None if timeout is None else time.monotonic() + timeout
-        return itertools.chain.from_iterable(results_in_order(runs, end))
+        return itertools.chain.from_iterable(submit_ahead(submissions, buffersize, end))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """As `Runner.shutdown`; with ``wait``, every worker is reaped when it returns."""
