@@ -50,7 +50,9 @@ def configure_logging(*, json: bool = False, level: str | int = "INFO", file: Te
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=file if file is not None else sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: a later configure() (another level, capture in tests)
+        # must reach woflo's logger too.
+        cache_logger_on_first_use=False,
     )
 
 

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any, overload
@@ -61,13 +62,18 @@ def capture_events() -> Iterator[CapturedEvents]:
 
     Built on `structlog.testing.capture_logs`: each event is a dict with its
     raw field values and ``log_level``. The sequence fills as events happen.
-    If structlog was not configured before, it is left unconfigured after, so
+    Every level is captured, whatever level the application filters at. If
+    structlog was not configured before, it is left unconfigured after, so
     woflo goes back to being silent.
     """
     was_configured = structlog.is_configured()
+    wrapper = structlog.get_config()["wrapper_class"]
     try:
         with structlog.testing.capture_logs() as logs:
+            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET))
             yield CapturedEvents(logs)
     finally:
-        if not was_configured:
+        if was_configured:
+            structlog.configure(wrapper_class=wrapper)
+        else:
             structlog.reset_defaults()
