@@ -159,7 +159,9 @@ class WorkerPool:
         self._drain = False
         self._broken: BaseException | None = None
         self._startup_failures = 0
-        self._prefetch = 2
+        # One job per worker until a job has finished: a job of unknown length
+        # must not be queued behind another while a worker sits idle.
+        self._prefetch = 1
         self._avg = 0.0
         self._fn_cache: tuple[object, bytes] = (None, b"")
         self._awake = False  # the manager will look at the queue without a poke
