@@ -159,15 +159,6 @@ class ProcessRunner(Runner):
         end = None if timeout is None else time.monotonic() + timeout
         return itertools.chain.from_iterable(submit_ahead(submissions, buffersize, end))
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
-        """As `Runner.shutdown`; with ``wait``, every worker is reaped when it returns."""
-        super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
-        if wait:
-            # When the last run ends after shutdown began, the base closes the
-            # pool from that run's callback without waiting, and its own
-            # close-and-wait then does nothing: wait for the workers here.
-            self._pool.shutdown(wait=True)
-
     def _start(self, attempt: Attempt) -> None:
         self._pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
 
