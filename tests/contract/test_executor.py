@@ -153,15 +153,21 @@ def test_shutdown_without_wait_still_finishes_the_work(make: Any, kind: RunnerKi
     assert run.result(timeout=30) == "finished"
 
 
-def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
+def _one_busy_worker(make: Any, kind: RunnerKind, tmp_path: Path) -> tuple[Any, Any, Path]:
+    """A runner of one worker, busy with a run that waits for the returned file."""
     if not kind.sized:
         pytest.skip("no run ever waits for a worker here")
     ex = make(max_workers=1)
-    started, release = str(tmp_path / "started"), str(tmp_path / "release")
-    blocker = ex.submit(funcs.block, started, release)
+    started, release = str(tmp_path / "started"), tmp_path / "release"
+    blocker = ex.submit(funcs.block, started, str(release))
     wait_for_file(started)
     # A process runner learns of the start a moment after the task sees it.
     wait_for(blocker.running, what="the run to be marked running")
+    return ex, blocker, release
+
+
+def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
+    ex, blocker, release = _one_busy_worker(make, kind, tmp_path)
     pending = ex.submit(funcs.add, 1)
     assert pending.cancel()
     assert pending.cancelled() and pending.state is RunState.CANCELLED
@@ -169,20 +175,14 @@ def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Pa
     with pytest.raises(cf.CancelledError):
         pending.result()
     assert not blocker.cancel()  # running: the stdlib contract says no
-    Path(release).touch()
+    release.touch()
     assert blocker.result(timeout=30) == "released"
 
 
 def test_shutdown_cancel_futures(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
-    if not kind.sized:
-        pytest.skip("no run ever waits for a worker here")
-    ex = make(max_workers=1)
-    started, release = str(tmp_path / "started"), str(tmp_path / "release")
-    blocker = ex.submit(funcs.block, started, release)
-    wait_for_file(started)
-    wait_for(blocker.running, what="the run to be marked running")
+    ex, blocker, release = _one_busy_worker(make, kind, tmp_path)
     queued = [ex.submit(funcs.add, i) for i in range(5)]
-    Path(release).touch()
+    release.touch()
     ex.shutdown(wait=True, cancel_futures=True)
     assert blocker.result() == "released"
     assert all(r.cancelled() for r in queued)
