@@ -28,9 +28,6 @@ class Timer:
         self.fn = fn
         self.cancelled = False
 
-    def __lt__(self, other: Timer) -> bool:
-        return (self.when, self.seq) < (other.when, other.seq)
-
     def cancel(self) -> None:
         """Keep the call from happening (no effect if it already ran)."""
         self.cancelled = True
@@ -47,7 +44,9 @@ class Scheduler:
     def __init__(self, name: str, on_error: Callable[[BaseException], None]) -> None:
         self._name = name
         self._on_error = on_error
-        self._heap: list[Timer] = []
+        # (when, seq, timer) tuples: compared in C, unlike Timer objects, which
+        # matters when every attempt of a run with a timeout pushes one.
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
@@ -56,18 +55,20 @@ class Scheduler:
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         """Call ``fn()`` after ``delay`` seconds; return a handle to cancel it."""
-        timer = Timer(time.monotonic() + delay, next(self._seq), fn)
+        seq = next(self._seq)
+        timer = Timer(time.monotonic() + delay, seq, fn)
+        entry = (timer.when, seq, timer)
         with self._cond:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
-            heapq.heappush(self._heap, timer)
+            heapq.heappush(self._heap, entry)
             if len(self._heap) >= self._compact_at:
                 self._compact()
             # Only an earlier deadline than the one being slept on needs a wake-up.
-            if self._heap[0] is timer:
+            if self._heap[0] is entry:
                 self._cond.notify()
         return timer
 
@@ -88,12 +89,12 @@ class Scheduler:
                 while True:
                     if self._closed:
                         return
-                    while heap and heap[0].cancelled:
+                    while heap and heap[0][2].cancelled:
                         heapq.heappop(heap)
                     if heap:
-                        delay = heap[0].when - time.monotonic()
+                        delay = heap[0][0] - time.monotonic()
                         if delay <= 0:
-                            timer = heapq.heappop(heap)
+                            timer = heapq.heappop(heap)[2]
                             break
                         self._cond.wait(delay)
                     else:
@@ -106,7 +107,7 @@ class Scheduler:
     def _compact(self) -> None:
         # Cancelled timeouts of finished attempts pile up behind long timeouts:
         # drop them whenever the heap doubles. Called with the lock held.
-        live = [t for t in self._heap if not t.cancelled]
+        live = [entry for entry in self._heap if not entry[2].cancelled]
         heapq.heapify(live)
         self._heap[:] = live
         self._compact_at = max(1024, 2 * len(live))
