@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import structlog
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Runner"]
 
 T = TypeVar("T")
+
+# Future states of a run that is over (read without the lock: _try_begin
+# checks again under it).
+_OVER = (CANCELLED_AND_NOTIFIED, FINISHED)
 
 # Wall-clock time of an attempt's start, derived from its monotonic start:
 # one clock read per attempt instead of two.
@@ -359,7 +364,7 @@ class Runner(Executor):
         return run
 
     def _launch(self, attempt: Attempt) -> None:
-        if attempt.run.done():
+        if attempt.run._state in _OVER:
             return  # stopped while its retry wait was being scheduled
         attempt.run._current = attempt
         try:
