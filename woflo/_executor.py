@@ -8,8 +8,9 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from woflo._policy import Policy
-from woflo._runner import Runner, unwrap_task
+from woflo._runner import Runner
 from woflo._shared import default_runner_class
+from woflo._submit import unwrap_task
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:

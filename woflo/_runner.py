@@ -17,9 +17,6 @@ A concrete runner implements only `_start` (run one attempt) and, if it can,
 
 from __future__ import annotations
 
-import collections
-import functools
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,11 +27,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import structlog
 import tenacity
 
+from woflo._attempt import Attempt, Control
 from woflo._errors import AttemptTimeout, DeadlineExceeded
 from woflo._events import Emitter
 from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
 from woflo._shared import track
+from woflo._submit import submit_ahead, task_name, unwrap_task
 from woflo._taskrun import AttemptRecord, TaskRun
 
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
     from woflo._policy import PolicyOptions
 
+# Attempt is re-exported: backends import it from here with Runner.
 __all__ = ["Attempt", "Runner"]
 
 T = TypeVar("T")
@@ -56,143 +56,6 @@ _WALL_OFFSET = time.time() - time.monotonic()
 
 # Checked before building an event's fields, to keep silent runs cheap.
 _events_on = structlog.is_configured
-
-
-def task_name(fn: Callable[..., Any]) -> str:
-    """The name events and reprs use for ``fn``."""
-    name = getattr(fn, "__name__", None)
-    if isinstance(name, str):
-        return name
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return getattr(fn, "__name__", None) or type(fn).__name__
-
-
-def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., Any], Policy, str | None]:
-    """A `@task` handed to an executor runs its plain function under its own policy."""
-    unwrap = getattr(fn, "_woflo_unwrap", None)
-    if unwrap is None:
-        return fn, policy, None
-    result: tuple[Callable[..., Any], Policy, str | None] = unwrap()
-    return result
-
-
-def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end: float | None) -> Iterator[T]:
-    """Order-keeping results of ``submissions`` (a lazy iterator of submits).
-
-    With ``buffersize=None`` everything is submitted before the first result
-    is asked for, as the stdlib's map does; with a number, only that many runs
-    are in flight and each result consumed submits the next, so a huge or
-    endless input is never read ahead (Python 3.14's ``buffersize``).
-    """
-    if buffersize is not None and (isinstance(buffersize, bool) or not isinstance(buffersize, int)):
-        raise TypeError("buffersize must be an int or None")
-    if buffersize is not None and buffersize < 1:
-        raise ValueError("buffersize must be None or >= 1")
-    runs = collections.deque(submissions if buffersize is None else itertools.islice(submissions, buffersize))
-    return _results_in_order(runs, submissions if buffersize is not None else None, end)
-
-
-def _results_in_order(
-    runs: collections.deque[TaskRun[T]], refill: Iterator[TaskRun[T]] | None, end: float | None
-) -> Iterator[T]:
-    # A generator of its own so that the first submissions happen at the map
-    # call, not at the first next().
-    try:
-        while runs:
-            run = runs.popleft()
-            if refill is not None:
-                following = next(refill, None)
-                if following is not None:
-                    runs.append(following)
-            try:
-                yield run.result(None if end is None else end - time.monotonic())
-            finally:
-                run.cancel()
-    finally:
-        for run in runs:
-            run.cancel()
-
-
-class _Control:
-    """The runner's private bookkeeping for one run."""
-
-    __slots__ = ("args", "deadline_hit", "deadline_timer", "fn", "kwargs", "policy", "retry_state", "t0")
-
-    def __init__(self, policy: Policy, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.policy = policy
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.t0 = time.monotonic()
-        self.deadline_timer: Timer | None = None
-        self.deadline_hit = False
-        self.retry_state: tenacity.RetryCallState | None = None
-
-
-class Attempt:
-    """One attempt of a run, as a backend sees it.
-
-    The backend runs ``fn(*args, **kwargs)``; it calls `begin` when the attempt
-    really starts, then exactly one of `succeed` or `fail`. Calls after the
-    attempt was settled otherwise (timed out, stopped) are ignored, so a late
-    result is simply dropped. ``handle`` is the backend's own slot (a worker,
-    an asyncio task, a Dask future) for `Runner._stop`.
-    """
-
-    __slots__ = (
-        "_claim",
-        "_ctl",
-        "_runner",
-        "args",
-        "fn",
-        "handle",
-        "kwargs",
-        "number",
-        "run",
-        "started",
-        "timer",
-        "worker",
-    )
-
-    def __init__(self, runner: Runner, run: TaskRun[Any], ctl: _Control, number: int) -> None:
-        self._runner = runner
-        self.run = run
-        self._ctl = ctl
-        self.number = number
-        #: The callable to run, and its arguments.
-        self.fn: Callable[..., Any] = ctl.fn
-        self.args: tuple[Any, ...] = ctl.args
-        self.kwargs: dict[str, Any] = ctl.kwargs
-        self.started: float | None = None
-        self.worker: object = None
-        self.timer: Timer | None = None
-        self.handle: Any = None
-        # Whoever pops this first settles the attempt: list.pop is atomic, so a
-        # result, a timeout and a stop can race without a lock.
-        self._claim: list[bool] = [True]
-
-    @property
-    def settled(self) -> bool:
-        """Whether the attempt's outcome is decided (later reports are ignored)."""
-        return not self._claim
-
-    @property
-    def timeout(self) -> float | None:
-        """Seconds this attempt may run, or ``None``."""
-        return self._ctl.policy.timeout
-
-    def begin(self, worker: object = None) -> bool:
-        """Mark the attempt as started on ``worker``; ``False`` means: do not run it."""
-        return self._runner._begin(self, worker)
-
-    def succeed(self, value: Any) -> None:
-        """Report the attempt's return value."""
-        self._runner._settle(self, "succeeded", value, None)
-
-    def fail(self, exc: BaseException, outcome: str = "failed") -> None:
-        """Report the attempt's exception (``outcome="crashed"`` for a dead worker)."""
-        self._runner._settle(self, outcome, None, exc)
 
 
 class Runner(Executor):
@@ -350,7 +213,7 @@ class Runner(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._active.add(run)
-        ctl = run._ctl = _Control(policy, fn, args, kwargs)
+        ctl = run._ctl = Control(policy, fn, args, kwargs)
         if _events_on():
             self._events.emit("task.submitted", run)
         if policy.deadline is not None:
@@ -480,7 +343,7 @@ class Runner(Executor):
         else:
             run._current = self._arm_timer("retry", wait, lambda: self._launch(following))
 
-    def _finish(self, run: TaskRun[Any], ctl: _Control, value: Any, exc: BaseException | None) -> None:
+    def _finish(self, run: TaskRun[Any], ctl: Control, value: Any, exc: BaseException | None) -> None:
         if ctl.deadline_timer is not None:
             ctl.deadline_timer.cancel()
         run._current = None
@@ -525,7 +388,7 @@ class Runner(Executor):
             # A deadline that passed before the attempt reached a worker.
             self._finish(attempt.run, attempt._ctl, None, exc)
 
-    def _on_deadline(self, run: TaskRun[Any], ctl: _Control) -> None:
+    def _on_deadline(self, run: TaskRun[Any], ctl: Control) -> None:
         ctl.deadline_hit = True
         current = run._current
         if isinstance(current, Attempt):
@@ -535,7 +398,7 @@ class Runner(Executor):
             self._finish(run, ctl, None, self._deadline_error(run, ctl))
 
     @staticmethod
-    def _deadline_error(run: TaskRun[Any], ctl: _Control) -> DeadlineExceeded:
+    def _deadline_error(run: TaskRun[Any], ctl: Control) -> DeadlineExceeded:
         err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {ctl.policy.deadline:g}s")
         if run.attempts:
             err.__cause__ = run.attempts[-1].exception
@@ -549,7 +412,7 @@ class Runner(Executor):
             current.cancel()
         elif isinstance(current, Attempt):
             self._interrupt(current, "stopped", CancelledError(f"{run.name} was stopped"))
-        ctl: _Control | None = run._ctl
+        ctl: Control | None = run._ctl
         if ctl is not None and ctl.deadline_timer is not None:
             ctl.deadline_timer.cancel()
         self._events.emit("task.cancelled", run, stopped=stopped)

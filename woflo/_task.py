@@ -10,8 +10,9 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from woflo._policy import Policy
-from woflo._runner import Runner, task_name
+from woflo._runner import Runner
 from woflo._shared import coroutine_runner, default_runner, shared_runner
+from woflo._submit import task_name
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:

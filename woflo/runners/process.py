@@ -13,7 +13,8 @@ import loky
 from woflo._errors import WorkerCrashed
 from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
-from woflo._runner import Attempt, Runner, submit_ahead, task_name, unwrap_task
+from woflo._runner import Attempt, Runner
+from woflo._submit import submit_ahead, task_name, unwrap_task
 from woflo.runners.thread import check_max_workers
 
 if TYPE_CHECKING:

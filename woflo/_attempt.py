@@ -1,0 +1,103 @@
+"""`Attempt`: one attempt of a run, as a backend sees it, and the run's bookkeeping.
+
+A backend gets an `Attempt`, runs ``fn(*args, **kwargs)`` and reports back
+through it; the `Runner` base (woflo/_runner.py) does the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from woflo._policy import Policy
+from woflo._scheduler import Timer
+from woflo._taskrun import TaskRun
+
+if TYPE_CHECKING:
+    from woflo._runner import Runner
+
+__all__ = ["Attempt", "Control"]
+
+
+class Control:
+    """The runner's private bookkeeping for one run."""
+
+    __slots__ = ("args", "deadline_hit", "deadline_timer", "fn", "kwargs", "policy", "retry_state", "t0")
+
+    def __init__(self, policy: Policy, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.policy = policy
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.t0 = time.monotonic()
+        self.deadline_timer: Timer | None = None
+        self.deadline_hit = False
+        self.retry_state: tenacity.RetryCallState | None = None
+
+
+class Attempt:
+    """One attempt of a run, as a backend sees it.
+
+    The backend runs ``fn(*args, **kwargs)``; it calls `begin` when the attempt
+    really starts, then exactly one of `succeed` or `fail`. Calls after the
+    attempt was settled otherwise (timed out, stopped) are ignored, so a late
+    result is simply dropped. ``handle`` is the backend's own slot (a worker,
+    an asyncio task, a Dask future) for `Runner._stop`.
+    """
+
+    __slots__ = (
+        "_claim",
+        "_ctl",
+        "_runner",
+        "args",
+        "fn",
+        "handle",
+        "kwargs",
+        "number",
+        "run",
+        "started",
+        "timer",
+        "worker",
+    )
+
+    def __init__(self, runner: Runner, run: TaskRun[Any], ctl: Control, number: int) -> None:
+        self._runner = runner
+        self.run = run
+        self._ctl = ctl
+        self.number = number
+        #: The callable to run, and its arguments.
+        self.fn: Callable[..., Any] = ctl.fn
+        self.args: tuple[Any, ...] = ctl.args
+        self.kwargs: dict[str, Any] = ctl.kwargs
+        self.started: float | None = None
+        self.worker: object = None
+        self.timer: Timer | None = None
+        self.handle: Any = None
+        # Whoever pops this first settles the attempt: list.pop is atomic, so a
+        # result, a timeout and a stop can race without a lock.
+        self._claim: list[bool] = [True]
+
+    @property
+    def settled(self) -> bool:
+        """Whether the attempt's outcome is decided (later reports are ignored)."""
+        return not self._claim
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds this attempt may run, or ``None``."""
+        return self._ctl.policy.timeout
+
+    def begin(self, worker: object = None) -> bool:
+        """Mark the attempt as started on ``worker``; ``False`` means: do not run it."""
+        return self._runner._begin(self, worker)
+
+    def succeed(self, value: Any) -> None:
+        """Report the attempt's return value."""
+        self._runner._settle(self, "succeeded", value, None)
+
+    def fail(self, exc: BaseException, outcome: str = "failed") -> None:
+        """Report the attempt's exception (``outcome="crashed"`` for a dead worker)."""
+        self._runner._settle(self, outcome, None, exc)
