@@ -145,6 +145,31 @@ with ProcessRunner(2) as ex:
 
 
 @pytest.mark.timeout(60)
+def test_ctrl_c_outside_a_with_block_stops_the_workers_at_exit() -> None:
+    # The @task default runner is shut down at exit; after Ctrl-C it stops the
+    # running tasks instead of waiting a minute for them.
+    proc = _start(
+        """
+runs = [task(funcs.sleep_then)(60, i) for i in range(3)]
+runner = runs[0].runner
+wait(lambda: all(r.running() for r in runs) and len(runner.worker_pids) == 3)
+print(*runner.worker_pids, flush=True)
+time.sleep(60)
+"""
+    )
+    with proc:
+        pids = _read_pids(proc)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - t0
+    assert "KeyboardInterrupt" in stderr, stderr
+    assert elapsed < 5, f"Ctrl-C took {elapsed:.1f}s to end the script"
+    for pid in pids:
+        wait_gone(pid, 5)
+
+
+@pytest.mark.timeout(60)
 def test_workers_exit_on_their_own_when_the_parent_is_sigkilled() -> None:
     proc = _start(
         """

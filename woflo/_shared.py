@@ -8,6 +8,7 @@ interpreter exit. This module holds that process-wide registry, and only it.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -63,8 +64,11 @@ def track(runner: Runner) -> None:
 def _shutdown_all() -> None:
     # Like the stdlib executors, let submitted work finish before exit; the
     # runners' own threads are daemons, so nothing else would wait for them.
+    # But a program ended by Ctrl-C wants its workers gone, not waited for:
+    # the interpreter records the exception that ended it in sys.last_type.
+    interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
     for runner in list(_live):
-        runner.shutdown(wait=True)
+        runner.shutdown(wait=True, stop_running=interrupted)
 
 
 def default_runner() -> Runner:
