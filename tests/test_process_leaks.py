@@ -121,17 +121,9 @@ print(*runner.worker_pids, flush=True)
         wait_gone(pid, 5)
 
 
-@pytest.mark.timeout(60)
-def test_ctrl_c_in_a_with_block_stops_the_workers_promptly() -> None:
-    proc = _start(
-        """
-with ProcessRunner(2) as ex:
-    runs = [ex.submit(funcs.sleep_then, 60, i) for i in range(4)]
-    wait(lambda: runs[0].running() and runs[1].running() and len(ex.worker_pids) == 2)
-    print(*ex.worker_pids, flush=True)
-    time.sleep(60)
-"""
-    )
+def _ctrl_c_ends_it_promptly(body: str) -> None:
+    """Run ``body`` (which prints its worker pids), press Ctrl-C, check nothing lingers."""
+    proc = _start(body)
     with proc:
         pids = _read_pids(proc)
         t0 = time.monotonic()
@@ -145,10 +137,23 @@ with ProcessRunner(2) as ex:
 
 
 @pytest.mark.timeout(60)
+def test_ctrl_c_in_a_with_block_stops_the_workers_promptly() -> None:
+    _ctrl_c_ends_it_promptly(
+        """
+with ProcessRunner(2) as ex:
+    runs = [ex.submit(funcs.sleep_then, 60, i) for i in range(4)]
+    wait(lambda: runs[0].running() and runs[1].running() and len(ex.worker_pids) == 2)
+    print(*ex.worker_pids, flush=True)
+    time.sleep(60)
+"""
+    )
+
+
+@pytest.mark.timeout(60)
 def test_ctrl_c_outside_a_with_block_stops_the_workers_at_exit() -> None:
     # The @task default runner is shut down at exit; after Ctrl-C it stops the
     # running tasks instead of waiting a minute for them.
-    proc = _start(
+    _ctrl_c_ends_it_promptly(
         """
 runs = [task(funcs.sleep_then)(60, i) for i in range(3)]
 runner = runs[0].runner
@@ -157,16 +162,6 @@ print(*runner.worker_pids, flush=True)
 time.sleep(60)
 """
     )
-    with proc:
-        pids = _read_pids(proc)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
-        elapsed = time.monotonic() - t0
-    assert "KeyboardInterrupt" in stderr, stderr
-    assert elapsed < 5, f"Ctrl-C took {elapsed:.1f}s to end the script"
-    for pid in pids:
-        wait_gone(pid, 5)
 
 
 @pytest.mark.timeout(60)
