@@ -46,3 +46,13 @@ def table(title: str, rows: list[tuple[str, str, float, float]]) -> str:
     for case, who, seconds, base in rows:
         lines.append(f"| {case} | {who} | {seconds:.4f} | {base:.4f} | {seconds / base:.2f}x |")
     return "\n".join(lines)
+
+
+def per_task_table(times: dict[str, list[float]], n: int, baseline: str) -> str:
+    """Markdown rows of median, per-task time and ratio to ``baseline``, from raw repetitions."""
+    base = statistics.median(times[baseline])
+    lines = ["| variant | median (ms) | per task (µs) | ratio |", "|---|---:|---:|---:|"]
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        lines.append(f"| {name} | {med * 1e3:.1f} | {med / n * 1e6:.2f} | {med / base:.2f}x |")
+    return "\n".join(lines)

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import per_task_table
 
 from woflo.runners.aio import AsyncRunner
 
@@ -45,13 +49,8 @@ async def main(n: int, reps: int) -> None:
         times["asyncio.gather"].append(await raw(n))
         times["AsyncRunner"].append(await woflo(n, None))
         times["AsyncRunner(max_concurrency=1000)"].append(await woflo(n, 1000))
-    base = statistics.median(times["asyncio.gather"])
     print(f"{n:,} no-op coroutines, median of {reps}\n")
-    print("| variant | median (ms) | per task (µs) | ratio |")
-    print("|---|---:|---:|---:|")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name} | {med * 1e3:.1f} | {med / n * 1e6:.2f} | {med / base:.2f}x |")
+    print(per_task_table(times, n, "asyncio.gather"))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,14 @@ round-robin. Prints a markdown table of medians over ``--reps``.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
+from pathlib import Path
 
 import distributed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import per_task_table
 
 from woflo.runners.dask import DaskRunner
 
@@ -47,13 +51,8 @@ def main(n: int, reps: int) -> None:
             times["client.submit + gather"].append(raw(client, n))
             times["DaskRunner"].append(woflo(runner, n))
         runner.shutdown()
-    base = statistics.median(times["client.submit + gather"])
     print(f"{n:,} no-op tasks on a 2-process LocalCluster, median of {reps}\n")
-    print("| variant | median (ms) | per task (µs) | ratio |")
-    print("|---|---:|---:|---:|")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name} | {med * 1e3:.1f} | {med / n * 1e6:.1f} | {med / base:.2f}x |")
+    print(per_task_table(times, n, "client.submit + gather"))
 
 
 if __name__ == "__main__":
