@@ -1,0 +1,205 @@
+"""How queued jobs reach workers: starting workers, batching, pickling, prefetch, start estimation.
+
+Throughput comes from batching the parent-to-worker direction: a worker is sent
+up to ``prefetch`` jobs in one frame, and ``prefetch`` adapts to the observed job
+duration (about 2 ms of queued work per worker, between 1 and 64 jobs), so short
+jobs travel in bulk while long jobs are not stuck behind each other.
+
+Start estimation: a worker's dispatched jobs form a FIFO and it runs them in
+order, so the head started when the previous result arrived (or when the job
+reached an idle, ready worker). ``on_start`` fires then; never after ``on_done``.
+
+Runs on the manager thread only (see ``manager``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from woflo._errors import SerializationError, WorkerCrashed
+from woflo._process import wire
+from woflo._process.handle import Worker, start_worker
+from woflo._process.state import SENT, TAKEN, Job, PoolState
+
+__all__ = ["Dispatcher"]
+
+_log = logging.getLogger("woflo")
+
+_TARGET_QUEUED_S = 0.002  # queued work per worker that prefetch aims for
+_MAX_PREFETCH = 64
+
+_BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
+
+
+class Dispatcher(PoolState):
+    """The dispatch half of the manager thread; ``Manager`` calls ``_dispatch`` once per loop turn."""
+
+    def _mark_started(self, job: Job, w: Worker, out: list[tuple[Any, ...]], now: float) -> None:
+        # Caller holds the lock.
+        job.started = True
+        job.t_start = now
+        out.append(("s", job, w.pid))
+
+    def _start_head(self, w: Worker, out: list[tuple[Any, ...]], now: float) -> None:
+        # Caller holds the lock. The head of a ready worker's FIFO is running now.
+        if w.ready and w.inflight and not w.inflight[0].started:
+            self._mark_started(w.inflight[0], w, out, now)
+
+    def _learn(self, duration: float) -> None:
+        # Moving average of job durations sets how many jobs a worker may queue.
+        self._avg = duration if not self._avg else 0.8 * self._avg + 0.2 * duration
+        want = _TARGET_QUEUED_S / self._avg if self._avg > 0 else _MAX_PREFETCH
+        self._prefetch = max(1, min(_MAX_PREFETCH, int(want)))
+
+    def _dispatch(self, out: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            if self._broken is not None:
+                for job in self._pending:
+                    if not job.killed and self._table.pop(job.token, None) is job:
+                        out.append(("d", job.token, False, self._broken, None))
+                self._pending.clear()
+                return
+            if self._shutdown and not self._drain:
+                return
+        # Start a worker per queued job that no idle worker will take, up to the
+        # bound. Counted again after each start, outside the lock (starting a
+        # process takes milliseconds): jobs submitted meanwhile must get workers
+        # of their own, not be prefetched behind a job of unknown length.
+        while True:
+            with self._lock:
+                idle = sum(1 for w in self._workers if w.takes_jobs() and not w.inflight)
+                if len(self._workers) >= self._max_workers or not self._more_jobs_than(idle):
+                    break
+            try:
+                w = start_worker(self._ctx, self._sel, self._init, self._max_tasks, self._parent_fds())
+            except Exception as err:
+                _log.exception("woflo: cannot start a worker process")
+                with self._lock:
+                    if not self._workers:
+                        self._broken = WorkerCrashed(f"cannot start a worker process: {err!r}")
+                        self._new = True
+                break
+            with self._lock:
+                self._workers.append(w)
+        now = time.monotonic()
+        for w, batch in self._plan():
+            frame, good, bad = self._pickle(batch)
+            with self._lock:
+                self._taken.difference_update(batch)
+                for job, problem in bad:
+                    if not job.killed and self._table.pop(job.token, None) is job:
+                        out.append(("d", job.token, False, problem, None))
+                if not good:
+                    continue
+                # The FIFO mirrors the frame exactly: the worker answers every job
+                # in order, with a result or a "skipped".
+                for job in good:
+                    job.state = SENT
+                    job.worker = w
+                w.inflight.extend(good)
+                if w.budget is not None:
+                    w.budget -= len(good)
+                w.send(frame, self._sel)
+                for job in good:
+                    if job.killed:  # killed while being pickled
+                        w.cancel(job.jid)
+                self._start_head(w, out, now)
+
+    def _more_jobs_than(self, n: int) -> bool:
+        # Caller holds the lock. Killed jobs stay queued until dispatch skips
+        # them: they must not start workers (after stop() or at shutdown).
+        for job in self._pending:
+            if not job.killed:
+                n -= 1
+                if n < 0:
+                    return True
+        return False
+
+    def _plan(self) -> list[tuple[Worker, list[Job]]]:
+        plan: list[tuple[Worker, list[Job]]] = []
+        with self._lock:
+            live = sorted((w for w in self._workers if w.takes_jobs()), key=lambda w: len(w.inflight))
+            for i, w in enumerate(live):
+                if not self._pending:
+                    break
+                if len(w.inflight) > self._prefetch // 2:
+                    continue  # refill in bulk, not one job at a time
+                share = min(self._prefetch - len(w.inflight), math.ceil(len(self._pending) / (len(live) - i)))
+                if w.budget is not None:
+                    share = min(share, w.budget)
+                batch: list[Job] = []
+                while self._pending and len(batch) < share:
+                    job = self._pending.popleft()
+                    if not job.killed:
+                        job.state = TAKEN
+                        batch.append(job)
+                if batch:
+                    self._taken.update(batch)
+                    plan.append((w, batch))
+        return plan
+
+    def _pickle(self, batch: list[Job]) -> tuple[bytes, list[Job], list[tuple[Job, SerializationError]]]:
+        # Each job on its own, so one bad argument fails one job; a function
+        # shared by consecutive jobs is pickled once per batch (map-like bursts).
+        items: list[tuple[int, bytes | None, bytes]] = []
+        good: list[Job] = []
+        bad: list[tuple[Job, SerializationError]] = []
+        last_fn: object = None
+        for job in batch:
+            fn_bytes = None
+            if not items or job.fn is not last_fn:
+                try:
+                    fn_bytes = self._dumps_fn(job.fn)
+                except Exception as err:
+                    exc = SerializationError(f"cannot pickle function {wire.describe(job.fn)}: {err!r}")
+                    exc.__cause__ = err
+                    bad.append((job, exc))
+                    continue
+            try:
+                arg_bytes = cloudpickle.dumps((job.args, job.kwargs), wire.PROTOCOL)
+            except Exception as err:
+                exc = SerializationError(f"cannot pickle argument of {wire.describe(job.fn)}: {err!r}")
+                exc.__cause__ = err
+                bad.append((job, exc))
+                continue
+            last_fn = job.fn
+            job.jid = self._next_jid
+            self._next_jid += 1
+            items.append((job.jid, fn_bytes, arg_bytes))
+            good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
+        return pickle.dumps(items, wire.PROTOCOL), good, bad
+
+    def _dumps_fn(self, fn: Callable[..., Any]) -> bytes:
+        # A function pickled by reference (module + name) gives the same bytes
+        # every time, so the last one is cached; one pickled by value (lambda,
+        # closure, __main__) is pickled again, to capture the globals it sees now.
+        if fn is self._fn_cache[0]:
+            return self._fn_cache[1]
+        data: bytes = cloudpickle.dumps(fn, wire.PROTOCOL)
+        if isinstance(fn, _BY_REFERENCE) and getattr(fn, "__module__", "__main__") != "__main__":
+            try:
+                if pickle.dumps(fn, wire.PROTOCOL) == data:
+                    self._fn_cache = (fn, data)
+            except Exception:
+                pass
+        return data
+
+    def _parent_fds(self) -> list[int]:
+        # Only "fork" children inherit our fds; they close these at once so that
+        # EOF still tells each worker that the parent is gone.
+        if not self._fork:
+            return []
+        fds = [self._wake_r, self._wake_w, self._sel.fileno()]
+        for w in self._workers:
+            fds += [w.in_w, w.out_r, w.ctl_w]
+        return fds

@@ -1,0 +1,221 @@
+"""The pool's manager thread: its event loop, result delivery, worker deaths and final cleanup.
+
+The manager thread owns the worker pipes. It waits, in one persistent epoll
+selector, on each worker's result pipe, each worker's process sentinel, each
+inbox it still has bytes to write to, and a wake-up pipe that ``submit`` pokes
+(only when the manager is not already awake, so a burst costs one poke). All
+parent-side fds are non-blocking: the manager never blocks on one worker, and a
+100 MB result is read piecewise while other workers keep being served.
+
+Results come back one frame per job, as each ends (see ``wire``); the manager
+reads whatever has accumulated in one go, so a busy parent still handles them in
+bulk. Each loop turn collects start and done notices in a list and fires the
+callbacks at the end of the turn, outside the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import time
+from typing import Any
+
+from woflo._errors import SerializationError, WorkerCrashed
+from woflo._process import wire
+from woflo._process.dispatch import Dispatcher
+from woflo._process.handle import Worker
+from woflo._process.state import PENDING, Job
+
+__all__ = ["Manager"]
+
+_log = logging.getLogger("woflo")
+
+_MAX_STARTUP_FAILURES = 3
+_BIG = 1 << 20  # results larger than this are read straight into their own buffer
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown: reaped elsewhere"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class Manager(Dispatcher):
+    """The manager thread's side of the pool; ``_run`` is the thread's target."""
+
+    def _run(self) -> None:
+        try:
+            while True:
+                timeout = self._idle_deadline()
+                with self._lock:
+                    self._awake = False
+                    if self._new:
+                        self._new = False
+                        timeout = 0.0
+                out: list[tuple[Any, ...]] = []
+                for key, _ in self._sel.select(timeout):
+                    w = key.data
+                    if w is None:
+                        self._drain_wake()
+                    elif w.dead:
+                        continue  # an earlier event of this round reaped it
+                    elif key.fd == w.sentinel:
+                        self._on_death(w, out)
+                    elif key.fd == w.out_r:
+                        self._handle(w, w.read_frames(_BIG, self._sel), out)
+                    else:
+                        w.flush(self._sel)
+                self._dispatch(out)
+                self._fire(out)
+                if self._finished():
+                    break
+        except BaseException:
+            _log.exception("woflo: the process pool manager failed")
+            raise
+        finally:
+            self._close()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _idle_deadline(self) -> float | None:
+        if self._idle_timeout is None:
+            return None
+        now = time.monotonic()
+        deadline = None
+        with self._lock:
+            for w in self._workers:
+                if w.ready and not w.inflight and not w.stopping:
+                    left = w.idle_since + self._idle_timeout - now
+                    if left <= 0:
+                        w.stop(self._sel)
+                    else:
+                        deadline = left if deadline is None else min(deadline, left)
+        return deadline
+
+    def _finished(self) -> bool:
+        with self._lock:
+            if not self._shutdown or self._pending or self._taken:
+                return False
+            for w in self._workers:
+                if not w.inflight:
+                    w.stop(self._sel)
+            return not self._workers
+
+    def _fire(self, out: list[tuple[Any, ...]]) -> None:
+        for item in out:
+            try:
+                if item[0] == "s":
+                    job = item[1]
+                    if not job.killed:
+                        self._on_start(job.token, item[2])
+                else:
+                    self._on_done(item[1], item[2], item[3], item[4])
+            except Exception:
+                _log.exception("woflo: a process pool callback raised")
+
+    def _handle(self, w: Worker, frames: list[tuple[int, int, Any]], out: list[tuple[Any, ...]]) -> None:
+        if not frames:
+            return
+        now = time.monotonic()
+        finished: list[tuple[Job | None, int, Any]] = []
+        with self._lock:
+            for kind, _jid, payload in frames:
+                if kind == wire.KIND_READY:
+                    w.ready = True
+                    w.idle_since = now
+                    self._startup_failures = 0
+                elif kind == wire.KIND_INIT_FAILED:
+                    finished.append((None, kind, payload))
+                else:
+                    head: Job = w.inflight.popleft()
+                    if not w.inflight:
+                        w.idle_since = now
+                    if not head.killed and self._table.pop(head.token, None) is head:
+                        if not head.started:
+                            self._mark_started(head, w, out, now)
+                        self._learn(now - head.t_start)
+                        finished.append((head, kind, payload))
+                self._start_head(w, out, now)
+        # Unpickling runs user code (__setstate__): never under the lock.
+        for job, kind, payload in finished:
+            if job is None:
+                exc = wire.loads_exception(payload, "the initializer")
+                err = WorkerCrashed(f"the worker initializer failed: {exc!r}", worker=w.pid)
+                err.__cause__ = exc
+                with self._lock:
+                    self._broken = self._broken or err
+                continue
+            ok = kind == wire.KIND_OK
+            if ok:
+                try:
+                    value: Any = pickle.loads(payload)
+                except Exception as err:
+                    ok = False
+                    value = SerializationError(f"cannot unpickle the result of {wire.describe(job.fn)}: {err!r}")
+                    value.__cause__ = err
+            else:
+                value = wire.loads_exception(payload, wire.describe(job.fn))
+            out.append(("d", job.token, ok, value, w.pid))
+
+    def _on_death(self, w: Worker, out: list[tuple[Any, ...]]) -> None:
+        self._handle(w, w.read_frames(_BIG, self._sel, drain=True), out)  # written before it died
+        with self._lock:  # reap under the lock: kill() must never signal a reaped pid
+            exitcode = w.reap(self._sel)
+            w.dead = True
+            self._workers.remove(w)
+            jobs: list[Job] = [job for job in w.inflight if not job.killed]
+            head: Job | None = w.inflight[0] if w.inflight else None
+            w.inflight.clear()
+            if w.ready and head is not None and not head.killed:
+                jobs.pop(0)
+                if self._table.pop(head.token, None) is head:
+                    if not head.started:
+                        self._mark_started(head, w, out, time.monotonic())
+                    how = _describe_exit(exitcode)
+                    msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
+                    out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
+            elif not w.ready and self._broken is None and exitcode not in (-signal.SIGKILL, -signal.SIGTERM):
+                # A worker killed from outside while starting says nothing about
+                # the pool; one that keeps crashing while starting would loop forever.
+                self._startup_failures += 1
+                if self._startup_failures >= _MAX_STARTUP_FAILURES:
+                    self._broken = WorkerCrashed(
+                        f"{self._startup_failures} workers in a row died while starting (last: exit code {exitcode})",
+                        exitcode=exitcode,
+                        worker=w.pid,
+                    )
+            for job in reversed(jobs):  # never started: back to the front, in order
+                job.state = PENDING
+                job.started = False
+                job.worker = None
+                self._pending.appendleft(job)
+            if jobs:
+                self._new = True
+        w.close()
+
+    def _close(self) -> None:
+        with self._lock:
+            workers = list(self._workers)
+        for w in workers:  # only after an internal error: normally none is left
+            with self._lock:
+                w.kill_group()
+                w.reap(self._sel)
+                w.dead = True
+                self._workers.remove(w)
+            w.close()
+        with self._lock:
+            self._sel.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_w = -1
