@@ -93,7 +93,7 @@ class Dispatcher(PoolState):
                 self._workers.append(w)
         now = time.monotonic()
         for w, batch in self._plan():
-            frame, good, bad = self._pickle(batch)
+            parts, good, bad = self._pickle(batch)
             with self._lock:
                 self._taken.difference_update(batch)
                 for job, problem in bad:
@@ -109,7 +109,7 @@ class Dispatcher(PoolState):
                 w.inflight.extend(good)
                 if w.budget is not None:
                     w.budget -= len(good)
-                w.send(frame, self._sel)
+                w.send(parts, self._sel)
                 for job in good:
                     if job.killed:  # killed while being pickled
                         w.cancel(job.jid)
@@ -148,10 +148,11 @@ class Dispatcher(PoolState):
                     plan.append((w, batch))
         return plan
 
-    def _pickle(self, batch: list[Job]) -> tuple[bytes, list[Job], list[tuple[Job, SerializationError]]]:
+    def _pickle(self, batch: list[Job]) -> tuple[list[bytes], list[Job], list[tuple[Job, SerializationError]]]:
         # Each job on its own, so one bad argument fails one job; a function
         # shared by consecutive jobs is pickled once per batch (map-like bursts).
-        items: list[tuple[int, bytes | None, bytes]] = []
+        items: list[tuple[int, bytes | None, bytes | int]] = []
+        large: list[bytes] = []
         good: list[Job] = []
         bad: list[tuple[Job, SerializationError]] = []
         last_fn: object = None
@@ -175,9 +176,14 @@ class Dispatcher(PoolState):
             last_fn = job.fn
             job.jid = self._next_jid
             self._next_jid += 1
-            items.append((job.jid, fn_bytes, arg_bytes))
+            if len(arg_bytes) < wire.INLINE_ARGS:
+                items.append((job.jid, fn_bytes, arg_bytes))
+            else:  # sent after the list, as it is: see wire.META_LEN
+                items.append((job.jid, fn_bytes, len(arg_bytes)))
+                large.append(arg_bytes)
             good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
-        return pickle.dumps(items, wire.PROTOCOL), good, bad
+        meta = pickle.dumps(items, wire.PROTOCOL)
+        return [wire.META_LEN.pack(len(meta)) + meta, *large], good, bad
 
     def _dumps_fn(self, fn: Callable[..., Any]) -> bytes:
         # A function pickled by reference (module + name) gives the same bytes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import itertools
 import os
 import selectors
 import signal
@@ -22,7 +23,8 @@ from woflo._process.worker import worker_main
 __all__ = ["Worker", "start_worker"]
 
 _PIPE_SIZE = 1 << 20  # fewer wake-ups per large payload; Linux caps it, we ignore failures
-_READS_PER_EVENT = 16  # then let other workers have a turn
+_READS_PER_EVENT = 16
+_IOV_BATCH = 64  # buffers per writev, well under IOV_MAX  # then let other workers have a turn
 
 
 def _grow_pipe(fd: int) -> None:
@@ -78,9 +80,14 @@ class Worker:
         except OSError:
             return False
 
-    def send(self, body: bytes, sel: selectors.BaseSelector) -> None:
-        """Queue one inbox frame and write as much of it as the pipe takes now."""
-        self._wbuf.append(memoryview(wire.INBOX_HEADER.pack(len(body)) + body))
+    def send(self, parts: list[bytes], sel: selectors.BaseSelector) -> None:
+        """Queue one inbox frame, given as parts, and write what the pipe takes now."""
+        header = wire.INBOX_HEADER.pack(sum(map(len, parts)))
+        if len(parts) == 1:  # small jobs only: one buffer
+            self._wbuf.append(memoryview(header + parts[0]))
+        else:  # large arguments go out as they are (writev), not copied
+            self._wbuf.append(memoryview(header))
+            self._wbuf.extend(map(memoryview, parts))
         self.flush(sel)
 
     def stop(self, sel: selectors.BaseSelector) -> None:
@@ -92,18 +99,23 @@ class Worker:
 
     def flush(self, sel: selectors.BaseSelector) -> None:
         """Write queued inbox bytes without blocking; watch for writability if some remain."""
-        while self._wbuf:
+        wbuf = self._wbuf
+        while wbuf:
             try:
-                n = os.write(self.in_w, self._wbuf[0])
+                n = os.writev(self.in_w, list(itertools.islice(wbuf, _IOV_BATCH)))
             except BlockingIOError:
                 break
             except OSError:  # the worker is gone; its sentinel tells the rest
-                self._wbuf.clear()
+                wbuf.clear()
                 break
-            if n == len(self._wbuf[0]):
-                self._wbuf.popleft()
-            else:
-                self._wbuf[0] = self._wbuf[0][n:]
+            while n:
+                head = wbuf[0]
+                if n >= len(head):
+                    n -= len(head)
+                    wbuf.popleft()
+                else:
+                    wbuf[0] = head[n:]
+                    n = 0
         if self._wbuf and not self._writing:
             sel.register(self.in_w, selectors.EVENT_WRITE, self)
             self._writing = True
@@ -111,8 +123,13 @@ class Worker:
             sel.unregister(self.in_w)
             self._writing = False
 
-    def read_frames(self, big: int, sel: selectors.BaseSelector, drain: bool = False) -> list[tuple[int, int, Any]]:
-        """Read what the result pipe holds now; return complete ``(kind, jid, payload)`` frames."""
+    def read_frames(
+        self, big: int, sel: selectors.BaseSelector, scratch: memoryview, drain: bool = False
+    ) -> list[tuple[int, int, Any]]:
+        """Read what the result pipe holds now; return complete ``(kind, jid, payload)`` frames.
+
+        ``scratch`` is a reusable buffer the pipe is read into.
+        """
         frames: list[tuple[int, int, Any]] = []
         hsize = wire.OUT_HEADER.size
         for _ in range(1 << 30 if drain else _READS_PER_EVENT):
@@ -126,11 +143,11 @@ class Worker:
                         frames.append((*self._big_meta, self._big))
                         self._big = None
                     continue
-                data = os.read(self.out_r, _PIPE_SIZE)
+                data = scratch[: os.readv(self.out_r, [scratch])]
             except BlockingIOError:
                 return frames
             except OSError:
-                data = b""
+                data = scratch[:0]
             if not data:
                 break
             buf = self._rbuf

@@ -34,6 +34,7 @@ __all__ = ["Manager"]
 _log = logging.getLogger("woflo")
 
 _MAX_STARTUP_FAILURES = 3
+_SCRATCH = 1 << 20  # the pipes' size: one read takes what a pipe holds
 _BIG = 1 << 20  # results larger than this are read straight into their own buffer
 
 
@@ -50,6 +51,11 @@ def _describe_exit(code: int | None) -> str:
 
 class Manager(Dispatcher):
     """The manager thread's side of the pool; ``_run`` is the thread's target."""
+
+    def _read_buffer(self) -> memoryview:
+        if self._scratch is None:
+            self._scratch = memoryview(bytearray(_SCRATCH))
+        return self._scratch
 
     def _run(self) -> None:
         try:
@@ -70,7 +76,7 @@ class Manager(Dispatcher):
                     elif key.fd == w.sentinel:
                         self._on_death(w, out)
                     elif key.fd == w.out_r:
-                        self._handle(w, w.read_frames(_BIG, self._sel), out)
+                        self._handle(w, w.read_frames(_BIG, self._sel, self._read_buffer()), out)
                     else:
                         w.flush(self._sel)
                 self._dispatch(out)
@@ -169,7 +175,7 @@ class Manager(Dispatcher):
             out.append(("d", job.token, ok, value, w.pid))
 
     def _on_death(self, w: Worker, out: list[tuple[Any, ...]]) -> None:
-        self._handle(w, w.read_frames(_BIG, self._sel, drain=True), out)  # written before it died
+        self._handle(w, w.read_frames(_BIG, self._sel, self._read_buffer(), drain=True), out)  # written before it died
         with self._lock:  # reap under the lock: kill() must never signal a reaped pid
             exitcode = w.reap(self._sel)
             w.dead = True

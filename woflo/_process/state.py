@@ -87,6 +87,10 @@ class PoolState:
         self._prefetch = 1
         self._avg = 0.0
         self._fn_cache: tuple[object, bytes] = (None, b"")
+        # Result pipes are read into this one buffer, reused: a fresh 1 MB
+        # bytes per read would cost a page fault per 4 KiB each time. Made on
+        # first use, so a pool of idle workers does not hold it.
+        self._scratch: memoryview | None = None
 
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()

@@ -31,6 +31,8 @@ from woflo._errors import SerializationError
 __all__ = [
     "CTL",
     "INBOX_HEADER",
+    "INLINE_ARGS",
+    "META_LEN",
     "KIND_EXC",
     "KIND_INIT_FAILED",
     "KIND_OK",
@@ -48,6 +50,13 @@ __all__ = [
 INBOX_HEADER = struct.Struct("<Q")
 OUT_HEADER = struct.Struct("<QBQ")  # length of (kind + jid + payload), kind, jid
 CTL = struct.Struct("<Q")
+# An inbox frame's body: META_LEN, then the pickled list of (jid, fn_bytes,
+# args), then the large arguments back to back. ``args`` is a job's pickled
+# arguments when small, or the length of its part after the list when at least
+# INLINE_ARGS: a large argument is not pickled a second time inside the list,
+# which would cost one more copy into fresh memory on each side.
+META_LEN = struct.Struct("<I")
+INLINE_ARGS = 64 * 1024
 
 KIND_OK = 0
 KIND_EXC = 1

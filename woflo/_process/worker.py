@@ -74,15 +74,33 @@ def _watchdog(ctl_fd: int, state: _State, ppid: int) -> None:
                     state.cancelled.add(jid)
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
-    chunks: list[bytes] = []
-    while n:
-        data = os.read(fd, min(n, 1 << 22))
-        if not data:
+def _read_exact(fd: int, n: int) -> bytearray | None:
+    # Straight into one buffer: joining pipe-sized chunks would copy a large
+    # argument once more, into fresh memory.
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if not k:
             return None
-        chunks.append(data)
-        n -= len(data)
-    return b"".join(chunks)
+        got += k
+    return buf
+
+
+def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bytes | memoryview]]:
+    """Split an inbox frame into (jid, fn_bytes, argument bytes); large ones are not copied."""
+    view = memoryview(body)
+    (meta_len,) = wire.META_LEN.unpack_from(view, 0)
+    pos = wire.META_LEN.size + meta_len
+    jobs: list[tuple[int, bytes | None, bytes | memoryview]] = []
+    for jid, fn_bytes, args in pickle.loads(view[wire.META_LEN.size : pos]):
+        if isinstance(args, int):  # a large argument, after the list
+            jobs.append((jid, fn_bytes, view[pos : pos + args]))
+            pos += args
+        else:
+            jobs.append((jid, fn_bytes, args))
+    return jobs
 
 
 def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
@@ -100,7 +118,7 @@ class _BadFunction:
         self.err = err
 
 
-def _run_job(fn: Any, arg_bytes: bytes) -> tuple[int, bytes]:
+def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
     try:
         if isinstance(fn, _BadFunction):
             raise SerializationError(f"cannot unpickle the function in the worker: {fn.err!r}") from fn.err
@@ -153,7 +171,7 @@ def _serve(
             sys.exit(3)
     _send(out_fd, wire.KIND_READY, 0)
 
-    jobs: deque[tuple[int, bytes | None, bytes]] = deque()
+    jobs: deque[tuple[int, bytes | None, bytes | memoryview]] = deque()
     fn: Any = None
     last_fn_bytes: bytes | None = None
     done = 0
@@ -168,7 +186,7 @@ def _serve(
             body = _read_exact(in_fd, size)
             if body is None:
                 break
-            jobs.extend(pickle.loads(body))
+            jobs.extend(_jobs_of(body))
             del body
         jid, fn_bytes, arg_bytes = jobs.popleft()
         if fn_bytes is not None and fn_bytes != last_fn_bytes:
