@@ -95,3 +95,19 @@ def test_await_a_finished_run_needs_no_loop_hop() -> None:
         return await run
 
     assert asyncio.run(main()) == 5
+
+
+def test_a_finished_run_does_not_keep_its_arguments() -> None:
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+    run = SequentialRunner().submit(len, [payload])
+    del payload
+    gc.collect()
+    assert run.result() == 1
+    assert ref() is None  # the run holds its result, not its input

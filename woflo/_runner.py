@@ -351,6 +351,9 @@ class Runner(Executor):
             done = run._succeed(value)
         else:
             done = run._fail(exc)
+        # A finished run keeps its result, not its arguments (as the stdlib's
+        # futures): a list of finished runs must not hold every input alive.
+        run._ctl = None
         if done and _events_on():
             duration = time.monotonic() - ctl.t0
             if exc is None:
@@ -415,6 +418,7 @@ class Runner(Executor):
         ctl: Control | None = run._ctl
         if ctl is not None and ctl.deadline_timer is not None:
             ctl.deadline_timer.cancel()
+        run._ctl = None
         self._events.emit("task.cancelled", run, stopped=stopped)
         self._forget(run)
 
