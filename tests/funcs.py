@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -53,3 +56,16 @@ def fail_if_odd(x: int) -> int:
     if x % 2:
         raise ValueError(f"odd: {x}")
     return x
+
+
+def crash(how: str) -> None:
+    """Kill this worker the way ``how`` says, without returning."""
+    if how == "segfault":
+        ctypes.string_at(0)
+    elif how == "os._exit":
+        os._exit(3)
+    elif how == "sys.exit":
+        sys.exit(2)
+    elif how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError(f"still alive after {how}")

@@ -19,8 +19,9 @@ from pathlib import Path
 import funcs
 import psutil
 import pytest
+from funcs import crash
 from helpers import wait_for, wait_for_file
-from test_process_runner import crash, gone, wait_gone
+from test_process_runner import gone, wait_gone
 
 from woflo import AttemptTimeout, ProcessRunner, WorkerCrashed, task
 

@@ -8,12 +8,10 @@ holds what only a process runner can do. Task functions live at module level
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from typing import Any
 import funcs
 import psutil
 import pytest
+from funcs import crash
 from helpers import wait_for, wait_for_file
 
 import woflo
@@ -32,19 +31,6 @@ from woflo._process.wire import RemoteTraceback
 from woflo.testing import capture_events
 
 # -- task functions (imported by the workers) ----------------------------------------
-
-
-def crash(how: str) -> None:
-    """Die the way ``how`` says, without returning."""
-    if how == "segfault":
-        ctypes.string_at(0)
-    elif how == "os._exit":
-        os._exit(3)
-    elif how == "sys.exit":
-        sys.exit(2)
-    elif how == "sigkill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    raise AssertionError(f"still alive after {how}")
 
 
 def crash_first(counter: str, how: str, value: object = "ok") -> object:

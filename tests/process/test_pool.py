@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import select
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from funcs import crash
 
 from woflo._errors import SerializationError, WorkerCrashed
 from woflo._process import WorkerPool
@@ -90,17 +90,6 @@ def add(a: int, b: int = 0) -> int:
 
 def boom(msg: str) -> None:
     raise ValueError(msg)
-
-
-def crash(how: str) -> None:
-    if how == "segfault":
-        ctypes.string_at(0)
-    elif how == "exit":
-        os._exit(3)
-    elif how == "sys.exit":
-        sys.exit(2)
-    elif how == "sigkill":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def wait_for_pid_gone(pid: int, timeout: float = 10) -> None:
@@ -180,7 +169,7 @@ def test_sigkill_mid_job_fails_only_that_job(pool: WorkerPool, rec: Recorder) ->
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize(("how", "code"), [("segfault", -11), ("exit", 3), ("sys.exit", 2), ("sigkill", -9)])
+@pytest.mark.parametrize(("how", "code"), [("segfault", -11), ("os._exit", 3), ("sys.exit", 2), ("sigkill", -9)])
 def test_worker_death_is_reported_and_replaced(pool: WorkerPool, rec: Recorder, how: str, code: int) -> None:
     for i in range(20):
         pool.submit(i, add, (i,), {})
