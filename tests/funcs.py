@@ -34,7 +34,9 @@ def fail_times(counter: str, failures: int, value: object = "ok") -> object:
 
 def block(started: str, release: str, timeout: float = 30.0) -> str:
     """Say we started (by creating ``started``), then wait for ``release`` to exist."""
-    Path(started).write_text(str(os.getpid()))
+    # Written aside, then renamed: whoever sees the file can read the pid.
+    Path(started + ".tmp").write_text(str(os.getpid()))
+    os.replace(started + ".tmp", started)
     end = time.monotonic() + timeout
     while not os.path.exists(release):
         if time.monotonic() > end:
