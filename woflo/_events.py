@@ -11,6 +11,8 @@ The names and fields are public API; `docs/events.md` documents them.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -82,4 +84,19 @@ class Emitter:
             fields["exception"] = describe(exception)
             fields["exception_type"] = type(exception).__qualname__
         fields.update(extra)
-        getattr(_logger, EVENTS[event])(event, **fields)
+        try:
+            getattr(_logger, EVENTS[event])(event, **fields)
+        except Exception:  # a broken logging setup must not break the runs it logs
+            _report_broken_logging()
+
+
+_broken_reported = False
+
+
+def _report_broken_logging() -> None:
+    # Once per process, on stderr: the event pipeline itself is what failed.
+    global _broken_reported
+    if not _broken_reported:
+        _broken_reported = True
+        sys.stderr.write("woflo: emitting an event failed; further failures are not reported\n")
+        traceback.print_exc()

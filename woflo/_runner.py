@@ -222,7 +222,11 @@ class Runner(Executor):
             # A user's Retrying may have a `before` hook; let tenacity run it.
             retrying = policy.retrying
             ctl.retry_state = tenacity.RetryCallState(retrying, fn, args, kwargs)
-            retrying.iter(ctl.retry_state)
+            try:
+                retrying.iter(ctl.retry_state)
+            except BaseException as exc:  # a failing hook fails this run, never leaves it pending
+                self._finish(run, ctl, None, exc)
+                return run
         self._launch(Attempt(self, run, ctl, 1))
         return run
 

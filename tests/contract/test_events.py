@@ -106,3 +106,19 @@ def test_silent_unless_configured(make: Any, capsys: pytest.CaptureFixture[str])
     make().submit(funcs.add, 1).result(timeout=30)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_a_broken_logging_setup_does_not_break_runs(make: Any) -> None:
+    def explode(logger: Any, name: str, event: Any) -> Any:
+        raise ValueError("processor broke")
+
+    ex = make(retries=1)
+    was_configured = structlog.is_configured()
+    config = structlog.get_config()
+    structlog.configure(processors=[explode])
+    try:
+        assert [ex.submit(funcs.add, i).result(timeout=30) for i in range(3)] == [0, 1, 2]
+    finally:
+        structlog.reset_defaults()
+        if was_configured:
+            structlog.configure(**config)

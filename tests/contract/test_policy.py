@@ -134,3 +134,14 @@ def test_stop_during_a_retry_wait(make: Any, kind: RunnerKind, tmp_path: Path) -
         time.sleep(0.005)
     assert run.stop()
     assert run.cancelled() and len(run.attempts) == 1
+
+
+def test_a_failing_before_hook_fails_the_run(make: Any) -> None:
+    def before(state: tenacity.RetryCallState) -> None:
+        raise RuntimeError("hook broke")
+
+    ex = make(retrying=tenacity.Retrying(stop=tenacity.stop_after_attempt(2), before=before))
+    run = ex.submit(funcs.add, 1)
+    with pytest.raises(RuntimeError, match="hook broke"):
+        run.result(timeout=30)
+    assert run.state is RunState.FAILED and run.attempts == []
