@@ -355,3 +355,26 @@ def test_await_on_a_borrowed_loop_from_a_thread_submit() -> None:
     t0 = time.monotonic()
     assert asyncio.run(main()) == 42
     assert time.monotonic() - t0 < 10
+
+
+@pytest.mark.timeout(60)
+def test_a_stuck_plain_function_does_not_hold_up_exit() -> None:
+    # A plain function abandoned by its timeout runs in a daemon thread: the
+    # interpreter exits at once instead of waiting for it (an hour here).
+    import subprocess
+    import sys
+    import time as _time
+
+    script = (
+        "import time\n"
+        "from woflo import AsyncRunner, AttemptTimeout\n"
+        "with AsyncRunner(timeout=0.2) as ex:\n"
+        "    run = ex.submit(time.sleep, 3600)\n"
+        "    assert isinstance(run.exception(30), AttemptTimeout)\n"
+        "print('done', flush=True)\n"
+    )
+    started = _time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+    assert _time.monotonic() - started < 20

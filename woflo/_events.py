@@ -49,10 +49,13 @@ def describe(exc: BaseException) -> str:
 class Emitter:
     """Emits the events of one runner; carries the runner's name into each event."""
 
-    __slots__ = ("runner",)
+    __slots__ = ("muted", "runner")
 
-    def __init__(self, runner: str) -> None:
+    def __init__(self, runner: str, *, muted: bool = False) -> None:
         self.runner = runner
+        # A runner used inside another one (the async runner's threads for
+        # plain functions) is muted: the outer runner reports the attempt.
+        self.muted = muted
 
     @staticmethod
     def enabled() -> bool:
@@ -71,7 +74,7 @@ class Emitter:
         **extra: Any,
     ) -> None:
         """Emit ``event`` about ``run``; a no-op until structlog is configured."""
-        if not structlog.is_configured():
+        if self.muted or not structlog.is_configured():
             return
         fields: dict[str, Any] = {"task": run.name, "run_id": run.run_id, "runner": self.runner}
         if attempt is not None:

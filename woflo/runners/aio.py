@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from inspect import CO_COROUTINE
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
+from woflo._events import Emitter
 from woflo._runner import Attempt, Runner
 from woflo._scheduler import Timer
 from woflo._shared import shared_runner
+from woflo.runners.thread import ThreadRunner
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -92,12 +92,13 @@ class AsyncRunner(Runner):
     to that loop (`runner_for_running_loop`), so ``await f(x)`` runs on the
     caller's loop; called outside any loop it uses a shared owning runner.
 
-    A plain (non-async) function is run in a thread of the loop's executor
-    (``loop.run_in_executor``), never on the loop itself: that is what makes
+    A plain (non-async) function is run in a thread of the runner's own
+    `ThreadRunner`, never on the loop itself: that is what makes
     ``loop.run_in_executor(runner, fn, x)`` and ``Executor`` code work, and one
     blocking call must not freeze every coroutine. Such an attempt cannot be
-    interrupted: a timeout or stop ends its `TaskRun` at once and its thread
-    finishes on its own (as with `ThreadRunner`). If a plain function returns a
+    interrupted: a timeout or stop ends its `TaskRun` at once and its thread is
+    abandoned (a daemon: a call that never returns does not hold up the
+    interpreter's exit), as with `ThreadRunner`. If a plain function returns a
     coroutine (``lambda: fetch(url)``), that coroutine is awaited on the loop.
 
     Args:
@@ -137,7 +138,7 @@ class AsyncRunner(Runner):
         self._loop: asyncio.AbstractEventLoop | None = loop
         self._owned = loop is None
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._threads: ThreadRunner | None = None
         self._loop_lock = threading.Lock()
         self._worker = "loop" if loop is None else f"loop-{id(loop):x}"
         # Loop-thread state (never touched from elsewhere).
@@ -163,7 +164,6 @@ class AsyncRunner(Runner):
                 if self._closed:
                     raise RuntimeError("cannot schedule new futures after shutdown")
                 loop = asyncio.new_event_loop()
-                self._pool = ThreadPoolExecutor(thread_name_prefix=f"woflo-async-{id(self):x}")
                 thread = threading.Thread(target=self._serve, args=(loop,), name=f"woflo-async-{id(self):x}")
                 # A daemon, like the other runners' threads: atexit shuts it down.
                 thread.daemon = True
@@ -226,9 +226,9 @@ class AsyncRunner(Runner):
                 if _is_async(fn):
                     value = await fn(*args, **kwargs)
                 else:
-                    loop = self._loop
-                    assert loop is not None
-                    value = await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+                    # Awaiting the thread's TaskRun: cancelling this task
+                    # (timeout, stop) stops it, which abandons the thread.
+                    value = await self._thread_runner().submit(fn, *args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = await value
             except asyncio.CancelledError as exc:
@@ -303,20 +303,26 @@ class AsyncRunner(Runner):
                 )
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
+    def _thread_runner(self) -> ThreadRunner:
+        with self._loop_lock:
+            if self._threads is None:
+                threads = ThreadRunner(thread_name_prefix=f"woflo-async-{id(self):x}")
+                threads._events = Emitter(threads.runner_name, muted=True)
+                self._threads = threads
+            return self._threads
+
     def _close(self, wait: bool) -> None:
         with _bound_lock:
             if self._loop is not None and _bound.get(self._loop) is self:
                 del _bound[self._loop]
-        if not self._owned:
-            return
         with self._loop_lock:
-            loop, thread, pool = self._loop, self._thread, self._pool
-        if loop is None or thread is None:
-            return
-        if pool is not None:
+            loop, thread, threads = self._loop, self._thread, self._threads
+        if threads is not None:
             # Only abandoned (stopped, timed-out) plain functions can still be
             # running here: do not wait for them.
-            pool.shutdown(wait=False, cancel_futures=True)
+            threads.shutdown(wait=False, cancel_futures=True)
+        if not self._owned or loop is None or thread is None:
+            return
         if not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile: already stopped
                 loop.call_soon_threadsafe(loop.stop)
