@@ -57,10 +57,6 @@ class Emitter:
         # plain functions) is muted: the outer runner reports the attempt.
         self.muted = muted
 
-    @staticmethod
-    def enabled() -> bool:
-        """Whether events would go anywhere: structlog has been configured."""
-        return structlog.is_configured()
 
     def emit(
         self,

@@ -18,7 +18,7 @@ from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-__all__ = ["DEFAULT_POLICY", "POLICY_OPTIONS", "Policy", "PolicyOptions"]
+__all__ = ["POLICY_OPTIONS", "Policy", "PolicyOptions"]
 
 #: The keyword options every runner, `WofloExecutor` and `@task` accept.
 POLICY_OPTIONS = frozenset(
@@ -156,9 +156,6 @@ class Policy:
             raise TypeError(f"{name} must be a tenacity {name} strategy, not {type(value).__name__}")
         return value
 
-
-#: No retries, no time limits.
-DEFAULT_POLICY = Policy.build()
 
 
 class PolicyOptions(TypedDict, total=False):

@@ -315,8 +315,9 @@ class Runner(Executor):
             action = retrying.iter(state)
         except tenacity.RetryError as err:
             last = err.last_attempt
-            final = last.exception() if last.failed else err
-            self._finish(run, ctl, None, final or err)
+            # The task's own exception; a RetryError only when results, not
+            # exceptions, were retried until the policy gave up.
+            self._finish(run, ctl, None, (last.exception() if last.failed else None) or err)
             return
         except BaseException as final:
             self._finish(run, ctl, None, final)

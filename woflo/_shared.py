@@ -72,10 +72,8 @@ def _shutdown_all() -> None:
 
 
 def default_runner() -> Runner:
-    """The runner ``@task`` uses when none is named."""
-    from woflo.runners.process import ProcessRunner
-
-    return shared_runner(ProcessRunner)
+    """The runner ``@task`` uses when none is named: the shared default runner class."""
+    return shared_runner(default_runner_class())
 
 
 def default_runner_class() -> type[Runner]:
