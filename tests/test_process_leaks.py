@@ -222,7 +222,8 @@ def test_memory_does_not_grow_over_200k_tasks() -> None:
         while done < total:
             runs = [r.submit(funcs.add, i, 1) for i in range(wave)]
             assert runs[-1].result(60) == wave
-            assert all(run.result(0) == i + 1 for i, run in enumerate(runs))
+            # Two workers: the last run may finish before the ones on the other worker.
+            assert all(run.result(60) == i + 1 for i, run in enumerate(runs))
             del runs
             done += wave
             if done in (50_000, total):

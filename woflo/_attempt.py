@@ -1,4 +1,4 @@
-"""`Attempt`: one attempt of a run, as a backend sees it, and the run's bookkeeping.
+"""`Attempt`: one attempt of a run, as a backend sees it.
 
 A backend gets an `Attempt`, runs ``fn(*args, **kwargs)`` and reports back
 through it; the `Runner` base (woflo/_runner.py) does the rest.
@@ -6,36 +6,18 @@ through it; the `Runner` base (woflo/_runner.py) does the rest.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import tenacity
-
-from woflo._policy import Policy
 from woflo._scheduler import Timer
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
     from woflo._runner import Runner
 
-__all__ = ["Attempt", "Control"]
+__all__ = ["Attempt"]
 
-
-class Control:
-    """The runner's private bookkeeping for one run."""
-
-    __slots__ = ("args", "deadline_hit", "deadline_timer", "fn", "kwargs", "policy", "retry_state", "t0")
-
-    def __init__(self, policy: Policy, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.policy = policy
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.t0 = time.monotonic()
-        self.deadline_timer: Timer | None = None
-        self.deadline_hit = False
-        self.retry_state: tenacity.RetryCallState | None = None
+_ENDED: tuple[Any, tuple[Any, ...], dict[str, Any]] = (None, (), {})
 
 
 class Attempt:
@@ -50,7 +32,6 @@ class Attempt:
 
     __slots__ = (
         "_claim",
-        "_ctl",
         "_runner",
         "args",
         "fn",
@@ -63,15 +44,16 @@ class Attempt:
         "worker",
     )
 
-    def __init__(self, runner: Runner, run: TaskRun[Any], ctl: Control, number: int) -> None:
+    def __init__(self, runner: Runner, run: TaskRun[Any], number: int) -> None:
         self._runner = runner
         self.run = run
-        self._ctl = ctl
         self.number = number
         #: The callable to run, and its arguments.
-        self.fn: Callable[..., Any] = ctl.fn
-        self.args: tuple[Any, ...] = ctl.args
-        self.kwargs: dict[str, Any] = ctl.kwargs
+        self.fn: Callable[..., Any]
+        self.args: tuple[Any, ...]
+        self.kwargs: dict[str, Any]
+        # A run stopped meanwhile has dropped its call: this attempt will not start.
+        self.fn, self.args, self.kwargs = run._call or _ENDED
         self.started: float | None = None
         self.worker: object = None
         self.timer: Timer | None = None
@@ -89,7 +71,7 @@ class Attempt:
     @property
     def timeout(self) -> float | None:
         """Seconds this attempt may run, or ``None``."""
-        return self._ctl.policy.timeout
+        return self.run._policy.timeout
 
     def begin(self, worker: object = None) -> bool:
         """Mark the attempt as started on ``worker``; ``False`` means: do not run it."""

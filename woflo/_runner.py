@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import structlog
 import tenacity
 
-from woflo._attempt import Attempt, Control
+from woflo._attempt import Attempt
 from woflo._errors import AttemptTimeout, DeadlineExceeded
 from woflo._events import Emitter
 from woflo._policy import Policy
@@ -53,6 +53,8 @@ _OVER = (CANCELLED_AND_NOTIFIED, FINISHED)
 # Wall-clock time of an attempt's start, derived from its monotonic start:
 # one clock read per attempt instead of two.
 _WALL_OFFSET = time.time() - time.monotonic()
+
+_new_tuple = tuple.__new__
 
 # Checked before building an event's fields, to keep silent runs cheap.
 _events_on = structlog.is_configured
@@ -192,6 +194,10 @@ class Runner(Executor):
         worker is gone.
         """
 
+    def _new_run(self, name: str) -> TaskRun[Any]:
+        """Create the `TaskRun` of a submission (a runner may use a subclass)."""
+        return TaskRun._create(name, self)
+
     def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
         """Schedule a ``"timeout"``, ``"deadline"`` or ``"retry"`` wait."""
         return self._scheduler.call_later(delay, fn)
@@ -208,26 +214,33 @@ class Runner(Executor):
     ) -> TaskRun[Any]:
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
-        run = TaskRun._create(name or task_name(fn), self)
+        run = self._new_run(name or task_name(fn))
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._active.add(run)
-        ctl = run._ctl = Control(policy, fn, args, kwargs)
+        # The run carries its own bookkeeping (no separate object per run).
+        run._policy = policy
+        run._call = (fn, args, kwargs)
+        run._t0 = time.monotonic()
         if _events_on():
             self._events.emit("task.submitted", run)
         if policy.deadline is not None:
-            ctl.deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run, ctl))
+            run._deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run))
         if policy.custom:
             # A user's Retrying may have a `before` hook; let tenacity run it.
             retrying = policy.retrying
-            ctl.retry_state = tenacity.RetryCallState(retrying, fn, args, kwargs)
+            run._retry_state = tenacity.RetryCallState(retrying, fn, args, kwargs)
             try:
-                retrying.iter(ctl.retry_state)
+                retrying.iter(run._retry_state)
             except BaseException as exc:  # a failing hook fails this run, never leaves it pending
-                self._finish(run, ctl, None, exc)
+                self._finish(run, None, exc)
                 return run
-        self._launch(Attempt(self, run, ctl, 1))
+        attempt = run._current = Attempt(self, run, 1)
+        try:
+            self._start(attempt)
+        except BaseException as exc:
+            attempt.fail(exc)
         return run
 
     def _launch(self, attempt: Attempt) -> None:
@@ -244,7 +257,7 @@ class Runner(Executor):
             return False
         attempt.started = time.monotonic()
         attempt.worker = worker
-        timeout = attempt._ctl.policy.timeout
+        timeout = attempt.run._policy.timeout
         if timeout is not None:
             attempt.timer = self._arm_timer("timeout", timeout, lambda: self._on_timeout(attempt))
         if _events_on():
@@ -262,8 +275,14 @@ class Runner(Executor):
         return True
 
     def _settle(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
-        if self._claim(attempt):
-            self._settled(attempt, outcome, value, exc)
+        # _claim, inlined: this runs once per attempt.
+        try:
+            attempt._claim.pop()
+        except IndexError:
+            return
+        if attempt.timer is not None:
+            attempt.timer.cancel()
+        self._settled(attempt, outcome, value, exc)
 
     def _settled(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
         run = attempt.run
@@ -272,36 +291,39 @@ class Runner(Executor):
             duration, started_at = 0.0, time.time()
         else:
             duration, started_at = time.monotonic() - started, _WALL_OFFSET + started
-        run.attempts.append(AttemptRecord(attempt.number, started_at, duration, outcome, exc, attempt.worker))
         number, worker = attempt.number, attempt.worker
-        ctl = attempt._ctl
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (twice as fast).
+        run.attempts.append(_new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker)))
         if exc is None:
             if _events_on():
                 self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
-            if not ctl.policy.custom:
-                self._finish(run, ctl, value, None)
+            if not run._policy.custom:
+                self._finish(run, value, None)
                 return
         else:
             event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
             self._events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
             if run.done():
                 return
-            if ctl.deadline_hit:
-                self._finish(run, ctl, None, self._deadline_error(run, ctl))
+            if run._deadline_hit:
+                self._finish(run, None, self._deadline_error(run))
                 return
-            if ctl.policy.single_attempt:
-                self._finish(run, ctl, None, exc)
+            if run._policy.single_attempt:
+                self._finish(run, None, exc)
                 return
         self._next(attempt, value, exc)
 
     def _next(self, attempt: Attempt, value: Any, exc: BaseException | None) -> None:
         """Ask tenacity what follows this attempt, and do it."""
-        run, ctl = attempt.run, attempt._ctl
-        retrying = ctl.policy.retrying
-        state = ctl.retry_state
+        run = attempt.run
+        retrying = run._policy.retrying
+        state = run._retry_state
         if state is None:
-            state = ctl.retry_state = tenacity.RetryCallState(retrying, ctl.fn, ctl.args, ctl.kwargs)
-            state.start_time = ctl.t0
+            call = run._call
+            if call is None:
+                return  # stopped meanwhile
+            state = run._retry_state = tenacity.RetryCallState(retrying, *call)
+            state.start_time = run._t0
         state.attempt_number = attempt.number
         if exc is None:
             state.set_result(value)
@@ -317,10 +339,10 @@ class Runner(Executor):
             last = err.last_attempt
             # The task's own exception; a RetryError only when results, not
             # exceptions, were retried until the policy gave up.
-            self._finish(run, ctl, None, (last.exception() if last.failed else None) or err)
+            self._finish(run, None, (last.exception() if last.failed else None) or err)
             return
         except BaseException as final:
-            self._finish(run, ctl, None, final)
+            self._finish(run, None, final)
             return
         if isinstance(action, tenacity.DoSleep):
             self._retry_after(attempt, float(action))
@@ -328,29 +350,29 @@ class Runner(Executor):
             self._retry_after(attempt, 0.0)
         else:
             # The outcome's value, or what a retry_error_callback returned.
-            self._finish(run, ctl, action, None)
+            self._finish(run, action, None)
 
     def _retry_after(self, attempt: Attempt, wait: float) -> None:
-        run, ctl = attempt.run, attempt._ctl
-        deadline = ctl.policy.deadline
-        if deadline is not None and time.monotonic() + wait - ctl.t0 >= deadline:
+        run = attempt.run
+        deadline = run._policy.deadline
+        if deadline is not None and time.monotonic() + wait - run._t0 >= deadline:
             # The next attempt could not start in time: end the run now.
-            self._finish(run, ctl, None, self._deadline_error(run, ctl))
+            self._finish(run, None, self._deadline_error(run))
             return
         if not run._set_retrying():
             return
-        assert ctl.retry_state is not None
-        ctl.retry_state.prepare_for_next_attempt()
+        assert run._retry_state is not None
+        run._retry_state.prepare_for_next_attempt()
         self._events.emit("task.retrying", run, attempt=attempt.number, wait_s=wait, next_attempt=attempt.number + 1)
-        following = Attempt(self, run, ctl, attempt.number + 1)
+        following = Attempt(self, run, attempt.number + 1)
         if wait <= 0:
             self._launch(following)
         else:
             run._current = self._arm_timer("retry", wait, lambda: self._launch(following))
 
-    def _finish(self, run: TaskRun[Any], ctl: Control, value: Any, exc: BaseException | None) -> None:
-        if ctl.deadline_timer is not None:
-            ctl.deadline_timer.cancel()
+    def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
+        if run._deadline_timer is not None:
+            run._deadline_timer.cancel()
         run._current = None
         if exc is None:
             done = run._succeed(value)
@@ -358,9 +380,9 @@ class Runner(Executor):
             done = run._fail(exc)
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
-        run._ctl = None
+        run._call = None
         if done and _events_on():
-            duration = time.monotonic() - ctl.t0
+            duration = time.monotonic() - run._t0
             if exc is None:
                 self._events.emit("task.succeeded", run, attempt=len(run.attempts), duration_s=duration)
             else:
@@ -378,7 +400,7 @@ class Runner(Executor):
     # -- timers and stopping ----------------------------------------------------------
 
     def _on_timeout(self, attempt: Attempt) -> None:
-        timeout = attempt._ctl.policy.timeout
+        timeout = attempt.run._policy.timeout
         self._interrupt(
             attempt,
             "timed_out",
@@ -394,20 +416,20 @@ class Runner(Executor):
             self._settled(attempt, outcome, None, exc)
         elif outcome == "timed_out":
             # A deadline that passed before the attempt reached a worker.
-            self._finish(attempt.run, attempt._ctl, None, exc)
+            self._finish(attempt.run, None, exc)
 
-    def _on_deadline(self, run: TaskRun[Any], ctl: Control) -> None:
-        ctl.deadline_hit = True
+    def _on_deadline(self, run: TaskRun[Any]) -> None:
+        run._deadline_hit = True
         current = run._current
         if isinstance(current, Attempt):
-            self._interrupt(current, "timed_out", self._deadline_error(run, ctl))
+            self._interrupt(current, "timed_out", self._deadline_error(run))
         elif isinstance(current, Timer):
             current.cancel()
-            self._finish(run, ctl, None, self._deadline_error(run, ctl))
+            self._finish(run, None, self._deadline_error(run))
 
     @staticmethod
-    def _deadline_error(run: TaskRun[Any], ctl: Control) -> DeadlineExceeded:
-        err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {ctl.policy.deadline:g}s")
+    def _deadline_error(run: TaskRun[Any]) -> DeadlineExceeded:
+        err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {run._policy.deadline:g}s")
         if run.attempts:
             err.__cause__ = run.attempts[-1].exception
         return err
@@ -420,10 +442,9 @@ class Runner(Executor):
             current.cancel()
         elif isinstance(current, Attempt):
             self._interrupt(current, "stopped", CancelledError(f"{run.name} was stopped"))
-        ctl: Control | None = run._ctl
-        if ctl is not None and ctl.deadline_timer is not None:
-            ctl.deadline_timer.cancel()
-        run._ctl = None
+        if run._deadline_timer is not None:
+            run._deadline_timer.cancel()
+        run._call = None
         self._events.emit("task.cancelled", run, stopped=stopped)
         self._forget(run)
 

@@ -18,12 +18,22 @@ from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from woflo._condition import RunCondition
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import tenacity
+
+    from woflo._policy import Policy
     from woflo._runner import Runner
+    from woflo._scheduler import Timer
 
 __all__ = ["AttemptRecord", "RunState", "TaskRun"]
 
 T = TypeVar("T")
+
+_OVER = (FINISHED, CANCELLED_AND_NOTIFIED)
 
 
 class RunState(str, enum.Enum):
@@ -81,10 +91,17 @@ class TaskRun(Future[T], Generic[T]):
     _run_id: str | None
     _runner: Runner
     _run_state: RunState
-    # The runner's handle on the attempt in progress (or the scheduled retry),
-    # and its bookkeeping for the run.
+    # The runner's bookkeeping, kept on the run itself rather than in an
+    # object of its own (one allocation fewer per run): the attempt in
+    # progress or the scheduled retry, the policy, the call (dropped when the
+    # run ends), its start, and what deadlines and custom retries need.
     _current: Any
-    _ctl: Any
+    _policy: Policy
+    _call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None
+    _t0: float
+    _deadline_timer: Timer | None = None
+    _deadline_hit: bool = False
+    _retry_state: tenacity.RetryCallState | None = None
 
     def __init__(self) -> None:
         raise TypeError("TaskRun objects are created by runners: call Runner.submit() or a @task")
@@ -92,14 +109,23 @@ class TaskRun(Future[T], Generic[T]):
     @classmethod
     def _create(cls, name: str, runner: Runner) -> TaskRun[Any]:
         self: TaskRun[Any] = cls.__new__(cls)
-        Future.__init__(self)
+        # Future.__init__'s fields, with a RunCondition instead of its costly
+        # threading.Condition (see woflo/_condition.py).
+        cond = RunCondition()
+        cond._waiters = None
+        self._condition = cond  # type: ignore[assignment]
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []  # type: ignore[attr-defined]
         self.name = name
         self._run_id = None
         self._runner = runner
         self._run_state = RunState.PENDING
         self.attempts = []
         self._current = None
-        self._ctl = None
+        self._call = None
         return self
 
     # -- identity and state ---------------------------------------------------
@@ -125,6 +151,30 @@ class TaskRun(Future[T], Generic[T]):
         return f"<TaskRun {self.name!r} run_id={self.run_id[:8]} state={self._run_state.value}>"
 
     # -- stdlib contract, extended --------------------------------------------
+
+    # done/cancelled/result/exception read a finished run without its lock:
+    # a finished state never changes, and asyncio.gather calls them several
+    # times per run. Anything not finished takes the stdlib's locked path.
+
+    def done(self) -> bool:
+        """Whether the run has finished or was cancelled."""
+        return self._state in _OVER
+
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled or stopped."""
+        return self._state == CANCELLED_AND_NOTIFIED
+
+    def result(self, timeout: float | None = None) -> T:
+        """The run's value, waiting up to ``timeout`` seconds (the stdlib contract)."""
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # type: ignore[return-value]
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The run's exception or ``None``, waiting up to ``timeout`` seconds (the stdlib contract)."""
+        if self._state == FINISHED:
+            return self._exception
+        return super().exception(timeout)
 
     def cancel(self) -> bool:
         """Cancel the run if no attempt has started yet (the stdlib contract).
@@ -204,7 +254,8 @@ class TaskRun(Future[T], Generic[T]):
             self._result = value
             self._state = FINISHED
             self._run_state = RunState.SUCCEEDED
-            self._notify_waiters("add_result")
+            if self._waiters or self._condition._waiters:  # type: ignore[attr-defined]
+                self._notify_waiters("add_result")
         if self._done_callbacks:  # type: ignore[attr-defined]
             self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
@@ -216,18 +267,18 @@ class TaskRun(Future[T], Generic[T]):
             self._exception = exc
             self._state = FINISHED
             self._run_state = RunState.FAILED
-            self._notify_waiters("add_exception")
+            if self._waiters or self._condition._waiters:  # type: ignore[attr-defined]
+                self._notify_waiters("add_exception")
         if self._done_callbacks:  # type: ignore[attr-defined]
             self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
     def _notify_waiters(self, event: str) -> None:
-        # Called with the condition held. The common case, nobody waiting, is
-        # the hot path of every run: skip Condition.notify_all's own overhead.
+        # Called with the condition held, only when someone waits: the common
+        # case, nobody, is the hot path of every run and skips this call.
         for waiter in self._waiters:
             getattr(waiter, event)(self)
-        if self._condition._waiters:  # type: ignore[attr-defined]
-            self._condition.notify_all()
+        self._condition.notify_all()
 
     # -- woflo 0.8 API ---------------------------------------------------------
 
@@ -276,29 +327,34 @@ class TaskRun(Future[T], Generic[T]):
         """``await run`` inside a running event loop gives the result.
 
         Cancelling the awaiting coroutine (``asyncio.wait_for`` timing out, a
-        cancelled task) stops the run, as cancelling an asyncio task would.
+        cancelled task) stops the run, as cancelling an asyncio task would; a
+        run that was cancelled or stopped raises ``asyncio.CancelledError``
+        there, as any cancelled asyncio future does.
         """
-        if self.done():
-            return self.result()
-        loop = asyncio.get_running_loop()
-        signal: asyncio.Future[None] = loop.create_future()
-        loop_thread = threading.get_ident()
+        if not self.done():
+            loop = asyncio.get_running_loop()
+            signal: asyncio.Future[None] = loop.create_future()
+            loop_thread = threading.get_ident()
 
-        def relay(_: Future[T]) -> None:
-            # A run that ends on the loop's own thread (the async runner) needs
-            # no cross-thread wake-up; the others hop onto the loop.
-            if threading.get_ident() == loop_thread:
-                _wake(signal)
-            else:
-                with contextlib.suppress(RuntimeError):  # the loop has closed
-                    loop.call_soon_threadsafe(_wake, signal)
+            def relay(_: Future[T]) -> None:
+                # A run that ends on the loop's own thread (the async runner)
+                # needs no cross-thread wake-up; the others hop onto the loop.
+                if threading.get_ident() == loop_thread:
+                    _wake(signal)
+                else:
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        loop.call_soon_threadsafe(_wake, signal)
 
-        self.add_done_callback(relay)
-        try:
-            yield from signal.__await__()
-        except asyncio.CancelledError:
-            self.stop()
-            raise
+            # The stdlib's add_done_callback: called by whoever ends the run,
+            # without the extra loop hop of a run's asyncio-style callbacks.
+            Future.add_done_callback(self, relay)
+            try:
+                yield from signal.__await__()
+            except asyncio.CancelledError:
+                self.stop()
+                raise
+        if self._state == CANCELLED_AND_NOTIFIED:
+            raise asyncio.CancelledError(f"{self.name} was cancelled")
         return self.result()
 
 

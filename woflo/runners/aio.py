@@ -22,6 +22,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from woflo._events import Emitter
+from woflo._looprun import LoopTaskRun, running_loop_here
 from woflo._runner import Attempt, Runner
 from woflo._scheduler import Timer
 from woflo._shared import shared_runner
@@ -73,7 +74,7 @@ class _LoopTimer(Timer):
         handle = self.handle
         # From another thread the flag alone suffices: the handle fires as a
         # no-op. On the loop, drop it now so finished attempts leave no garbage.
-        if handle is not None and _get_running_loop() is self.loop:
+        if handle is not None and running_loop_here(self.loop) is self.loop:
             handle.cancel()
 
 
@@ -144,7 +145,6 @@ class AsyncRunner(Runner):
         # Loop-thread state (never touched from elsewhere).
         self._running = 0
         self._waiting: deque[Attempt] = deque()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -187,48 +187,49 @@ class AsyncRunner(Runner):
     def _on_loop(self, fn: Callable[[], object]) -> None:
         """Call ``fn`` on the loop: now if this is the loop's thread, else soon."""
         loop = self._loop if self._loop is not None else self._start_loop()
-        if _get_running_loop() is loop:
+        if running_loop_here(loop) is loop:
             fn()
         else:
             loop.call_soon_threadsafe(fn)
 
     # -- the backend ------------------------------------------------------------------
 
+    def _new_run(self, name: str) -> LoopTaskRun[Any]:
+        loop = self._loop if self._loop is not None else self._start_loop()
+        return LoopTaskRun._create_on(name, self, loop)
+
     def _start(self, attempt: Attempt) -> None:
         loop = self._loop if self._loop is not None else self._start_loop()
-        if _get_running_loop() is loop:
+        if running_loop_here(loop) is loop:
             self._admit(attempt)
         else:
             loop.call_soon_threadsafe(self._admit, attempt)
 
     def _admit(self, attempt: Attempt) -> None:
-        if self._limit is not None and self._running >= self._limit:
-            self._waiting.append(attempt)
-            return
-        self._running += 1
-        self._spawn(attempt)
-
-    def _spawn(self, attempt: Attempt) -> None:
-        loop = self._loop
-        assert loop is not None
-        task = loop.create_task(self._run(attempt))
-        attempt.handle = task
-        # The loop keeps only weak references to tasks: hold them until done
-        # (`_run` drops its own).
-        self._tasks.add(task)
+        if self._limit is not None:
+            if self._running >= self._limit:
+                self._waiting.append(attempt)
+                return
+            self._running += 1
+        # The task needs no other strong reference (the loop keeps weak ones):
+        # the runner's active run holds its current attempt, which holds it.
+        attempt.handle = self._loop.create_task(self._run(attempt))  # type: ignore[union-attr]
 
     async def _run(self, attempt: Attempt) -> None:
+        # The per-attempt hot path: Runner._begin/_settle are called directly
+        # rather than through Attempt.begin/succeed.
+        runner: Runner = self
         try:
-            if not attempt.begin(self._worker):
+            if not runner._begin(attempt, self._worker):
                 return
-            fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
+            fn = attempt.fn
             try:
-                if _is_async(fn):
-                    value = await fn(*args, **kwargs)
+                if (type(fn) is FunctionType and fn.__code__.co_flags & CO_COROUTINE) or _is_async(fn):
+                    value = await fn(*attempt.args, **attempt.kwargs)
                 else:
                     # Awaiting the thread's TaskRun: cancelling this task
                     # (timeout, stop) stops it, which abandons the thread.
-                    value = await self._thread_runner().submit(fn, *args, **kwargs)
+                    value = await self._thread_runner().submit(fn, *attempt.args, **attempt.kwargs)
                     if inspect.iscoroutine(value):
                         value = await value
             except asyncio.CancelledError as exc:
@@ -243,17 +244,17 @@ class AsyncRunner(Runner):
             except BaseException as exc:
                 attempt.fail(exc)
             else:
-                attempt.succeed(value)
+                runner._settle(attempt, "succeeded", value, None)
         finally:
-            self._tasks.discard(attempt.handle)
-            self._release()
+            if self._limit is not None:
+                self._release()
 
     def _release(self) -> None:
         waiting = self._waiting
         while waiting:
             following = waiting.popleft()
             if not following.settled:  # skip attempts stopped while queued
-                self._spawn(following)
+                following.handle = self._loop.create_task(self._run(following))  # type: ignore[union-attr]
                 return
         self._running -= 1
 
@@ -270,7 +271,7 @@ class AsyncRunner(Runner):
     def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
         loop = self._loop if self._loop is not None else self._start_loop()
         timer = _LoopTimer(loop, loop.time() + delay, fn)
-        if _get_running_loop() is loop:
+        if running_loop_here(loop) is loop:
             timer.handle = loop.call_later(delay, timer.fire)
         else:
 
@@ -292,7 +293,7 @@ class AsyncRunner(Runner):
         loop = self._loop
         if not self._owned and loop is not None and loop.is_closed():
             stop_running = True
-        if wait and loop is not None and _get_running_loop() is loop:
+        if wait and loop is not None and running_loop_here(loop) is loop:
             with self._lock:
                 busy = bool(self._active)
             if busy:

@@ -90,10 +90,10 @@ class SequentialRunner(Runner):
 
     def _report(self, attempt: Attempt, started: float, value: object, exc: BaseException | None) -> None:
         elapsed = time.monotonic() - started
-        ctl = attempt._ctl
-        deadline = ctl.policy.deadline
-        if deadline is not None and time.monotonic() - ctl.t0 > deadline:
-            ctl.deadline_hit = True
+        run = attempt.run
+        deadline = run._policy.deadline
+        if deadline is not None and time.monotonic() - run._t0 > deadline:
+            run._deadline_hit = True
         timeout = attempt.timeout
         if timeout is not None and elapsed > timeout:
             message = (
@@ -102,7 +102,7 @@ class SequentialRunner(Runner):
             attempt.fail(AttemptTimeout(message), outcome="timed_out")
         elif exc is not None:
             attempt.fail(exc)
-        elif ctl.deadline_hit:
-            attempt.fail(self._deadline_error(attempt.run, ctl), outcome="timed_out")
+        elif run._deadline_hit:
+            attempt.fail(self._deadline_error(run), outcome="timed_out")
         else:
             attempt.succeed(value)

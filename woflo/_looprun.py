@@ -1,0 +1,172 @@
+"""`LoopTaskRun`: a run of `AsyncRunner`, a `TaskRun` that is also an asyncio future.
+
+``asyncio.gather``, ``wait``, ``as_completed``, ``shield`` and ``wait_for`` take
+any asyncio future as it is, but wrap every other awaitable in a new
+``asyncio.Task``: for a batch of short coroutines that wrapper costs as much as
+the coroutine itself. A run of `AsyncRunner` therefore speaks asyncio's future
+protocol (``asyncio.isfuture(run)`` is true), so those functions use it
+directly; it stays a ``concurrent.futures.Future`` for threads.
+
+What the protocol means for a run, from where it is called:
+
+- ``add_done_callback(fn)`` from inside a running event loop: ``fn(run)`` is
+  scheduled on that loop once the run is done (asyncio's rule); from a thread
+  without a loop it is called in the thread that finishes the run (the
+  stdlib's rule).
+- ``cancel()`` from inside a running event loop stops the run wherever it is,
+  as ``asyncio.Task.cancel()`` would (what ``gather``, ``wait_for`` and
+  ``TaskGroup`` rely on); from a thread without a loop it keeps the
+  ``concurrent.futures`` contract: only a run that has not started can be
+  cancelled (`TaskRun.stop` ends a running one).
+- ``get_loop()`` is the caller's running loop, or the runner's loop outside
+  any: a run can be gathered from another event loop too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Callable
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, LOGGER
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from woflo._taskrun import TaskRun
+
+if TYPE_CHECKING:
+    from woflo._runner import Runner
+
+__all__ = ["LoopTaskRun", "running_loop_here"]
+
+T = TypeVar("T")
+
+_get_running_loop = asyncio._get_running_loop
+
+
+def running_loop_here(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, asking ``loop`` first.
+
+    ``asyncio._get_running_loop()`` makes a ``getpid()`` system call on every
+    call (Python 3.11); asyncio's own loops record the thread they run in, so
+    the common question, "is this the runner's loop thread?", costs a compare.
+    """
+    try:
+        if loop._thread_id == get_ident():  # type: ignore[attr-defined]
+            return loop
+    except AttributeError:  # a loop implementation without _thread_id
+        pass
+    return _get_running_loop()
+
+# One callback registered from a loop: (fn, loop, context).
+_LoopCallback = tuple[Callable[[Any], object], asyncio.AbstractEventLoop, "contextvars.Context | None"]
+
+
+class LoopTaskRun(TaskRun[T]):
+    """A `TaskRun` of an event loop's runner that asyncio treats as one of its futures.
+
+    Example:
+        >>> import asyncio
+        >>> from woflo import AsyncRunner
+        >>> async def main() -> list[int]:
+        ...     runner = AsyncRunner(loop=asyncio.get_running_loop())
+        ...     runs = [runner.submit(asyncio.sleep, 0, n) for n in range(3)]
+        ...     assert asyncio.isfuture(runs[0])  # gather takes it as it is
+        ...     return await asyncio.gather(*runs)
+        >>> asyncio.run(main())
+        [0, 1, 2]
+    """
+
+    # asyncio.isfuture() looks for this class attribute.
+    _asyncio_future_blocking = False
+    # What gather reads on a cancelled child (asyncio futures' attribute).
+    _cancel_message: str | None = None
+
+    _loop: asyncio.AbstractEventLoop
+
+    @classmethod
+    def _create_on(cls, name: str, runner: Runner, loop: asyncio.AbstractEventLoop) -> LoopTaskRun[Any]:
+        self: LoopTaskRun[Any] = cls._create(name, runner)  # type: ignore[assignment]
+        self._loop = loop
+        return self
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The caller's running event loop, else the loop the run executes on."""
+        loop = running_loop_here(self._loop)
+        return self._loop if loop is None else loop
+
+    def add_done_callback(
+        self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        """Call ``fn(run)`` when the run is done: on the caller's loop if it has one.
+
+        Args:
+            fn: called with the run.
+            context: the ``contextvars.Context`` to call ``fn`` in (asyncio's
+                argument); only used for callbacks scheduled on a loop.
+        """
+        loop = running_loop_here(self._loop)
+        if loop is None:
+            if context is None:
+                super().add_done_callback(fn)
+                return
+            loop = self._loop
+        with self._condition:
+            if self._state not in (CANCELLED_AND_NOTIFIED, FINISHED):
+                self._done_callbacks.append((fn, loop, context))  # type: ignore[attr-defined]
+                return
+        _schedule((fn, loop, context), self)
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        """Remove every pending ``fn`` callback; return how many were removed (asyncio's API)."""
+        with self._condition:
+            callbacks: list[Any] = self._done_callbacks  # type: ignore[attr-defined]
+            kept = [cb for cb in callbacks if (cb[0] if type(cb) is tuple else cb) != fn]
+            removed = len(callbacks) - len(kept)
+            callbacks[:] = kept
+        return removed
+
+    def _invoke_callbacks(self) -> None:
+        # The stdlib calls each callback in this thread; those added from a
+        # loop go to their loop instead.
+        for callback in self._done_callbacks:  # type: ignore[attr-defined]
+            if type(callback) is tuple:
+                _schedule(callback, self)
+                continue
+            try:
+                callback(self)
+            except Exception:
+                LOGGER.exception("exception calling callback for %r", self)
+        # Called once, when the run ends: drop the callbacks (and whatever
+        # they hold) now rather than with the run.
+        self._done_callbacks.clear()  # type: ignore[attr-defined]
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the run: asyncio's meaning inside an event loop, the stdlib's outside.
+
+        Called from a coroutine or loop callback (including by ``gather``,
+        ``wait_for`` or a cancelled task awaiting it), it stops the run even
+        while an attempt is running and returns ``True`` unless the run had
+        already finished. Called from a thread without a loop, it cancels only
+        a run that has not started (`stop` ends a running one).
+        """
+        if running_loop_here(self._loop) is None:
+            return super().cancel()
+        if msg is not None:
+            self._cancel_message = str(msg)
+        return self.stop()
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        # What asyncio raises for a cancelled future (gather calls it).
+        return asyncio.CancelledError("" if self._cancel_message is None else self._cancel_message)
+
+
+def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:
+    fn, loop, context = callback
+    if running_loop_here(loop) is loop:
+        loop.call_soon(fn, run, context=context)
+        return
+    # A loop that has closed can run nothing more: the callback is dropped
+    # with it, as asyncio drops the callbacks of a closed loop.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, run, context=context)
