@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Attempt"]
 
-_ENDED: tuple[Any, tuple[Any, ...], dict[str, Any]] = (None, (), {})
-
 
 class Attempt:
     """One attempt of a run, as a backend sees it.
@@ -52,8 +50,10 @@ class Attempt:
         self.fn: Callable[..., Any]
         self.args: tuple[Any, ...]
         self.kwargs: dict[str, Any]
-        # A run stopped meanwhile has dropped its call: this attempt will not start.
-        self.fn, self.args, self.kwargs = run._call or _ENDED
+        # A run stopped meanwhile has dropped its call (None): this attempt will not start.
+        self.fn = run._fn  # type: ignore[assignment]
+        self.args = run._args  # type: ignore[assignment]
+        self.kwargs = run._kwargs  # type: ignore[assignment]
         self.started: float | None = None
         self.worker: object = None
         self.timer: Timer | None = None

@@ -26,6 +26,28 @@ __all__ = ["EVENTS", "Emitter"]
 # (and becomes a plain bound logger when the configuration caches loggers).
 _logger = structlog.get_logger("woflo")
 
+
+class _AskStructlog:
+    """``is_configured`` through structlog's public function (the fallback)."""
+
+    @property
+    def is_configured(self) -> bool:
+        return structlog.is_configured()
+
+
+def events_switch() -> Any:
+    """An object whose ``is_configured`` says whether events are on.
+
+    The runner reads it several times per run to skip building silent events;
+    structlog's own configuration object answers with an attribute read where
+    a call to ``structlog.is_configured()`` would cost a function call each
+    time. Falls back to that call if structlog ever stops having the object.
+    """
+    config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+    if config is not None and isinstance(getattr(config, "is_configured", None), bool):
+        return config
+    return _AskStructlog()
+
 #: Every event name, with the log level it is emitted at.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
-    from woflo._runner import Runner
+    pass
 
 __all__ = ["LoopTaskRun", "running_loop_here"]
 
@@ -84,16 +84,13 @@ class LoopTaskRun(TaskRun[T]):
 
     _loop: asyncio.AbstractEventLoop
 
-    @classmethod
-    def _create_on(cls, name: str, runner: Runner, loop: asyncio.AbstractEventLoop) -> LoopTaskRun[Any]:
-        self: LoopTaskRun[Any] = cls._create(name, runner)  # type: ignore[assignment]
-        self._loop = loop
-        return self
-
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The caller's running event loop, else the loop the run executes on."""
-        loop = running_loop_here(self._loop)
-        return self._loop if loop is None else loop
+        loop = self._loop
+        if getattr(loop, "_thread_id", None) == get_ident():  # gather asks once per run
+            return loop
+        running = _get_running_loop()
+        return loop if running is None else running
 
     def add_done_callback(
         self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
@@ -105,7 +102,9 @@ class LoopTaskRun(TaskRun[T]):
             context: the ``contextvars.Context`` to call ``fn`` in (asyncio's
                 argument); only used for callbacks scheduled on a loop.
         """
-        loop = running_loop_here(self._loop)
+        loop: asyncio.AbstractEventLoop | None = self._loop
+        if getattr(loop, "_thread_id", None) != get_ident():  # not on the run's loop
+            loop = _get_running_loop()
         if loop is None:
             if context is None:
                 super().add_done_callback(fn)
@@ -113,14 +112,29 @@ class LoopTaskRun(TaskRun[T]):
             loop = self._loop
         with self._condition:
             if self._state not in (CANCELLED_AND_NOTIFIED, FINISHED):
-                self._done_callbacks.append((fn, loop, context))  # type: ignore[attr-defined]
+                if self._cbs is None and loop is self._loop and context is None:
+                    # The usual case (gather, wait): one callback, on the
+                    # run's loop. Kept as it is, with no list or tuple.
+                    self._cbs = fn
+                else:
+                    self._done_callbacks.append((fn, loop, context))
                 return
         _schedule((fn, loop, context), self)
+
+    @property
+    def _done_callbacks(self) -> list[Any]:
+        # _cbs: None, a list of entries, or one bare callback for the run's
+        # own loop. Entries: a plain callable (the stdlib's kind, called in
+        # the thread that ends the run) or (fn, loop, context) for a loop.
+        cbs = self._cbs
+        if type(cbs) is not list:
+            cbs = self._cbs = [] if cbs is None else [(cbs, self._loop, None)]
+        return cbs
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
         """Remove every pending ``fn`` callback; return how many were removed (asyncio's API)."""
         with self._condition:
-            callbacks: list[Any] = self._done_callbacks  # type: ignore[attr-defined]
+            callbacks = self._done_callbacks
             kept = [cb for cb in callbacks if (cb[0] if type(cb) is tuple else cb) != fn]
             removed = len(callbacks) - len(kept)
             callbacks[:] = kept
@@ -129,7 +143,19 @@ class LoopTaskRun(TaskRun[T]):
     def _invoke_callbacks(self) -> None:
         # The stdlib calls each callback in this thread; those added from a
         # loop go to their loop instead.
-        for callback in self._done_callbacks:  # type: ignore[attr-defined]
+        cbs = self._cbs
+        # Called once, when the run ends: drop the callbacks (and whatever
+        # they hold) now rather than with the run.
+        self._cbs = None
+        if type(cbs) is not list:
+            if cbs is not None:
+                loop = self._loop
+                if getattr(loop, "_thread_id", None) == get_ident():
+                    loop.call_soon(cbs, self)
+                else:
+                    _schedule((cbs, loop, None), self)
+            return
+        for callback in cbs:
             if type(callback) is tuple:
                 _schedule(callback, self)
                 continue
@@ -137,9 +163,6 @@ class LoopTaskRun(TaskRun[T]):
                 callback(self)
             except Exception:
                 LOGGER.exception("exception calling callback for %r", self)
-        # Called once, when the run ends: drop the callbacks (and whatever
-        # they hold) now rather than with the run.
-        self._done_callbacks.clear()  # type: ignore[attr-defined]
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancel the run: asyncio's meaning inside an event loop, the stdlib's outside.

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import structlog
@@ -29,7 +30,7 @@ import tenacity
 
 from woflo._attempt import Attempt
 from woflo._errors import AttemptTimeout, DeadlineExceeded
-from woflo._events import Emitter
+from woflo._events import Emitter, events_switch
 from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
 from woflo._shared import track
@@ -57,7 +58,7 @@ _WALL_OFFSET = time.time() - time.monotonic()
 _new_tuple = tuple.__new__
 
 # Checked before building an event's fields, to keep silent runs cheap.
-_events_on = structlog.is_configured
+_logging = events_switch()
 
 
 class Runner(Executor):
@@ -93,6 +94,8 @@ class Runner(Executor):
             TypeError: ``fn`` is not callable.
             RuntimeError: the runner has been shut down.
         """
+        if type(fn) is FunctionType:  # the common case: no @task to unwrap
+            return self._submit(fn, args, kwargs, self._policy, fn.__name__)
         fn, policy, name = unwrap_task(fn, self._policy)
         return self._submit(fn, args, kwargs, policy, name)
 
@@ -221,9 +224,9 @@ class Runner(Executor):
             self._active.add(run)
         # The run carries its own bookkeeping (no separate object per run).
         run._policy = policy
-        run._call = (fn, args, kwargs)
+        run._fn, run._args, run._kwargs = fn, args, kwargs
         run._t0 = time.monotonic()
-        if _events_on():
+        if _logging.is_configured:
             self._events.emit("task.submitted", run)
         if policy.deadline is not None:
             run._deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run))
@@ -260,7 +263,7 @@ class Runner(Executor):
         timeout = attempt.run._policy.timeout
         if timeout is not None:
             attempt.timer = self._arm_timer("timeout", timeout, lambda: self._on_timeout(attempt))
-        if _events_on():
+        if _logging.is_configured:
             self._events.emit("attempt.started", attempt.run, attempt=attempt.number, worker=worker)
         return True
 
@@ -293,9 +296,14 @@ class Runner(Executor):
             duration, started_at = time.monotonic() - started, _WALL_OFFSET + started
         number, worker = attempt.number, attempt.worker
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (twice as fast).
-        run.attempts.append(_new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker)))
+        record = _new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker))
+        records = run._records
+        if records is None:
+            run._records = record
+        else:
+            run._record(record)
         if exc is None:
-            if _events_on():
+            if _logging.is_configured:
                 self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
             if not run._policy.custom:
                 self._finish(run, value, None)
@@ -319,10 +327,9 @@ class Runner(Executor):
         retrying = run._policy.retrying
         state = run._retry_state
         if state is None:
-            call = run._call
-            if call is None:
+            if run._fn is None:
                 return  # stopped meanwhile
-            state = run._retry_state = tenacity.RetryCallState(retrying, *call)
+            state = run._retry_state = tenacity.RetryCallState(retrying, run._fn, run._args, run._kwargs)
             state.start_time = run._t0
         state.attempt_number = attempt.number
         if exc is None:
@@ -380,8 +387,8 @@ class Runner(Executor):
             done = run._fail(exc)
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
-        run._call = None
-        if done and _events_on():
+        run._fn = run._args = run._kwargs = None
+        if done and _logging.is_configured:
             duration = time.monotonic() - run._t0
             if exc is None:
                 self._events.emit("task.succeeded", run, attempt=len(run.attempts), duration_s=duration)
@@ -444,7 +451,7 @@ class Runner(Executor):
             self._interrupt(current, "stopped", CancelledError(f"{run.name} was stopped"))
         if run._deadline_timer is not None:
             run._deadline_timer.cancel()
-        run._call = None
+        run._fn = run._args = run._kwargs = None
         self._events.emit("task.cancelled", run, stopped=stopped)
         self._forget(run)
 

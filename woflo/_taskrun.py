@@ -87,18 +87,22 @@ class TaskRun(Future[T], Generic[T]):
     """
 
     name: str
-    attempts: list[AttemptRecord]
-    _run_id: str | None
     _runner: Runner
     _run_state: RunState
     # The runner's bookkeeping, kept on the run itself rather than in an
     # object of its own (one allocation fewer per run): the attempt in
     # progress or the scheduled retry, the policy, the call (dropped when the
     # run ends), its start, and what deadlines and custom retries need.
-    _current: Any
+    _current: Any = None
     _policy: Policy
-    _call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None
+    _fn: Callable[..., Any] | None = None
+    _args: tuple[Any, ...] | None = None
+    _kwargs: dict[str, Any] | None = None
     _t0: float
+    # Future's own fields, as the class's defaults (see _create).
+    _result: Any = None
+    _exception: BaseException | None = None
+    _run_id: str | None = None
     _deadline_timer: Timer | None = None
     _deadline_hit: bool = False
     _retry_state: tenacity.RetryCallState | None = None
@@ -111,22 +115,60 @@ class TaskRun(Future[T], Generic[T]):
         self: TaskRun[Any] = cls.__new__(cls)
         # Future.__init__'s fields, with a RunCondition instead of its costly
         # threading.Condition (see woflo/_condition.py).
+        # Fields whose first value is None are class attributes until set.
         cond = RunCondition()
         cond._waiters = None
         self._condition = cond  # type: ignore[assignment]
         self._state = PENDING
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks = []  # type: ignore[attr-defined]
         self.name = name
-        self._run_id = None
         self._runner = runner
         self._run_state = RunState.PENDING
-        self.attempts = []
-        self._current = None
-        self._call = None
         return self
+
+    # -- lazily made containers ------------------------------------------------
+    #
+    # Most runs are never waited on by concurrent.futures.wait, have at most
+    # one callback and one attempt: these lists are made when first needed, not
+    # per run (each is one more object for the garbage collector to walk while
+    # thousands of runs are in flight). Only runners and the stdlib's own
+    # Future code touch them, always under the run's lock or from the thread
+    # that owns the run's state.
+
+    _w: list[Any] | None = None
+    # None or a list (LoopTaskRun also keeps one bare callback here).
+    _cbs: Any = None
+    _records: list[AttemptRecord] | AttemptRecord | None = None
+
+    @property
+    def _waiters(self) -> list[Any]:  # type: ignore[override]
+        w = self._w
+        if w is None:
+            w = self._w = []
+        return w
+
+    @property
+    def _done_callbacks(self) -> list[Any]:
+        cbs: list[Any] | None = self._cbs
+        if cbs is None:
+            cbs = self._cbs = []
+        return cbs
+
+    @property
+    def attempts(self) -> list[AttemptRecord]:
+        """The record of every attempt so far, oldest first (`AttemptRecord`)."""
+        records = self._records
+        if type(records) is not list:
+            records = self._records = [] if records is None else [records]  # type: ignore[list-item]
+        return records
+
+    def _record(self, record: AttemptRecord) -> None:
+        records = self._records
+        if records is None:
+            self._records = record
+        elif type(records) is list:
+            records.append(record)
+        else:
+            self._records = [records, record]  # type: ignore[list-item]
 
     # -- identity and state ---------------------------------------------------
 
@@ -167,7 +209,7 @@ class TaskRun(Future[T], Generic[T]):
     def result(self, timeout: float | None = None) -> T:
         """The run's value, waiting up to ``timeout`` seconds (the stdlib contract)."""
         if self._state == FINISHED and self._exception is None:
-            return self._result  # type: ignore[return-value]
+            return self._result  # type: ignore[no-any-return]
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -218,7 +260,7 @@ class TaskRun(Future[T], Generic[T]):
         # by set_running_or_notify_cancel(), but is also valid from RUNNING.
         self._state = CANCELLED_AND_NOTIFIED
         self._run_state = RunState.CANCELLED
-        for waiter in self._waiters:
+        for waiter in self._w or ():
             waiter.add_cancelled(self)
         self._condition.notify_all()
 
@@ -254,9 +296,9 @@ class TaskRun(Future[T], Generic[T]):
             self._result = value
             self._state = FINISHED
             self._run_state = RunState.SUCCEEDED
-            if self._waiters or self._condition._waiters:  # type: ignore[attr-defined]
+            if self._w or self._condition._waiters:  # type: ignore[attr-defined]
                 self._notify_waiters("add_result")
-        if self._done_callbacks:  # type: ignore[attr-defined]
+        if self._cbs is not None:
             self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
@@ -267,16 +309,16 @@ class TaskRun(Future[T], Generic[T]):
             self._exception = exc
             self._state = FINISHED
             self._run_state = RunState.FAILED
-            if self._waiters or self._condition._waiters:  # type: ignore[attr-defined]
+            if self._w or self._condition._waiters:  # type: ignore[attr-defined]
                 self._notify_waiters("add_exception")
-        if self._done_callbacks:  # type: ignore[attr-defined]
+        if self._cbs is not None:
             self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
     def _notify_waiters(self, event: str) -> None:
         # Called with the condition held, only when someone waits: the common
         # case, nobody, is the hot path of every run and skips this call.
-        for waiter in self._waiters:
+        for waiter in self._w or ():
             getattr(waiter, event)(self)
         self._condition.notify_all()
 

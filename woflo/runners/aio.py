@@ -195,15 +195,18 @@ class AsyncRunner(Runner):
     # -- the backend ------------------------------------------------------------------
 
     def _new_run(self, name: str) -> LoopTaskRun[Any]:
-        loop = self._loop if self._loop is not None else self._start_loop()
-        return LoopTaskRun._create_on(name, self, loop)
+        run: LoopTaskRun[Any] = LoopTaskRun._create(name, self)  # type: ignore[assignment]
+        run._loop = self._loop if self._loop is not None else self._start_loop()
+        return run
 
     def _start(self, attempt: Attempt) -> None:
         loop = self._loop if self._loop is not None else self._start_loop()
-        if running_loop_here(loop) is loop:
-            self._admit(attempt)
-        else:
+        if running_loop_here(loop) is not loop:
             loop.call_soon_threadsafe(self._admit, attempt)
+        elif self._limit is None:  # _admit, inlined for the common case
+            attempt.handle = loop.create_task(self._run(attempt))
+        else:
+            self._admit(attempt)
 
     def _admit(self, attempt: Attempt) -> None:
         if self._limit is not None:
