@@ -3,7 +3,12 @@
 Both sides run inside one ``asyncio.run`` loop; the woflo side submits every
 coroutine function to an `AsyncRunner` bound to that loop and gathers the
 TaskRuns (so the cost measured includes the TaskRun, the attempt loop, and
-``await``-ing each run). Prints a markdown table of medians over ``--reps``.
+gathering each run). Prints a markdown table of medians over ``--reps``.
+
+Each timed round starts from a collected heap (``gc.collect()`` first, the
+collector left on): the time of 20,000 short coroutines is dominated by how
+many objects the collector walks, and that depends on what the previous round
+left behind; without this, the order of the rounds changes the baseline by 2x.
 
     python benchmarks/bench_async.py [--n 20000] [--reps 7]
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from pathlib import Path
@@ -46,8 +52,11 @@ async def main(n: int, reps: int) -> None:
     times: dict[str, list[float]] = {"asyncio.gather": [], "AsyncRunner": [], "AsyncRunner(max_concurrency=1000)": []}
     await raw(1000)  # warm up
     for _ in range(reps):
+        gc.collect()
         times["asyncio.gather"].append(await raw(n))
+        gc.collect()
         times["AsyncRunner"].append(await woflo(n, None))
+        gc.collect()
         times["AsyncRunner(max_concurrency=1000)"].append(await woflo(n, 1000))
     print(f"{n:,} no-op coroutines, median of {reps}\n")
     print(per_task_table(times, n, "asyncio.gather"))

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import contextvars
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, LOGGER
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,7 +38,7 @@ from woflo._taskrun import TaskRun
 if TYPE_CHECKING:
     pass
 
-__all__ = ["LoopTaskRun", "running_loop_here"]
+__all__ = ["LoopTaskRun", "RunCancelled", "running_loop_here"]
 
 T = TypeVar("T")
 
@@ -57,6 +58,16 @@ def running_loop_here(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventL
     except AttributeError:  # a loop implementation without _thread_id
         pass
     return _get_running_loop()
+
+class RunCancelled(asyncio.CancelledError, CancelledError):
+    """Raised by ``result()``/``exception()`` of a cancelled run of `AsyncRunner`.
+
+    It is both ``asyncio.CancelledError`` (what asyncio's ``wait_for``,
+    ``as_completed`` and ``run_until_complete`` expect from a cancelled future)
+    and ``concurrent.futures.CancelledError`` (what thread code expects from a
+    cancelled ``Future``), so either ``except`` clause catches it.
+    """
+
 
 # One callback registered from a loop: (fn, loop, context).
 _LoopCallback = tuple[Callable[[Any], object], asyncio.AbstractEventLoop, "contextvars.Context | None"]
@@ -79,8 +90,10 @@ class LoopTaskRun(TaskRun[T]):
 
     # asyncio.isfuture() looks for this class attribute.
     _asyncio_future_blocking = False
-    # What gather reads on a cancelled child (asyncio futures' attribute).
+    # What gather reads on a cancelled child, and what asyncio.shield (3.14)
+    # reads when it logs a late failure: asyncio futures' attributes.
     _cancel_message: str | None = None
+    _source_traceback: Any = None
 
     _loop: asyncio.AbstractEventLoop
 
@@ -175,13 +188,29 @@ class LoopTaskRun(TaskRun[T]):
         """
         if running_loop_here(self._loop) is None:
             return super().cancel()
+        if self.done():
+            return False  # asyncio's answer, even for a run already cancelled
         if msg is not None:
             self._cancel_message = str(msg)
         return self.stop()
 
-    def _make_cancelled_error(self) -> asyncio.CancelledError:
+    def result(self, timeout: float | None = None) -> T:
+        """The run's value, as `TaskRun.result`; a cancelled run raises `RunCancelled`."""
+        if self._state == CANCELLED_AND_NOTIFIED:
+            raise self._make_cancelled_error()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The run's exception, as `TaskRun.exception`; a cancelled run raises `RunCancelled`."""
+        if self._state == CANCELLED_AND_NOTIFIED:
+            raise self._make_cancelled_error()
+        return super().exception(timeout)
+
+    def _make_cancelled_error(self) -> RunCancelled:
         # What asyncio raises for a cancelled future (gather calls it).
-        return asyncio.CancelledError("" if self._cancel_message is None else self._cancel_message)
+        if self._cancel_message is None:
+            return RunCancelled()
+        return RunCancelled(self._cancel_message)
 
 
 def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:

@@ -209,6 +209,8 @@ class AsyncRunner(Runner):
             self._admit(attempt)
 
     def _admit(self, attempt: Attempt) -> None:
+        if attempt.settled:
+            return  # stopped before it reached the loop: nothing to run
         if self._limit is not None:
             if self._running >= self._limit:
                 self._waiting.append(attempt)
