@@ -13,6 +13,7 @@ from woflo._errors import SerializationError as SerializationError
 from woflo._errors import WofloError as WofloError
 from woflo._errors import WorkerCrashed as WorkerCrashed
 from woflo._executor import WofloExecutor as WofloExecutor
+from woflo._looprun import RunCancelled as RunCancelled
 from woflo._policy import Policy as Policy
 from woflo._runner import Runner as Runner
 from woflo._task import Task as Task
@@ -40,6 +41,7 @@ __all__ = [
     "Policy",
     "RunState",
     "ProcessRunner",
+    "RunCancelled",
     "Runner",
     "SequentialRunner",
     "SerializationError",
