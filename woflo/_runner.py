@@ -218,10 +218,14 @@ class Runner(Executor):
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         run = self._new_run(name or task_name(fn))
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: half the cost, once per submit
+        try:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._active.add(run)
+        finally:
+            lock.release()
         # The run carries its own bookkeeping (no separate object per run).
         run._policy = policy
         run._fn, run._args, run._kwargs = fn, args, kwargs
