@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
@@ -365,7 +366,8 @@ class TaskRun(Future[T], Generic[T]):
         try:
             return self.result(timeout)
         except (CancelledError, Exception) as exc:
-            if raise_exceptions or (isinstance(exc, TimeoutError) and not self.done()):
+            # concurrent.futures' TimeoutError is the builtin one only since 3.11.
+            if raise_exceptions or (isinstance(exc, (TimeoutError, FuturesTimeoutError)) and not self.done()):
                 raise
             return exc
 
