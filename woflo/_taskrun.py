@@ -17,7 +17,7 @@ from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from woflo._condition import RunCondition
 
@@ -108,6 +108,9 @@ class TaskRun(Future[T], Generic[T]):
     _deadline_hit: bool = False
     _retry_state: tenacity.RetryCallState | None = None
 
+    # A subclass may have all its runs share one lock (see LoopTaskRun).
+    _shared_condition: ClassVar[RunCondition | None] = None
+
     def __init__(self) -> None:
         raise TypeError("TaskRun objects are created by runners: call Runner.submit() or a @task")
 
@@ -117,8 +120,10 @@ class TaskRun(Future[T], Generic[T]):
         # Future.__init__'s fields, with a RunCondition instead of its costly
         # threading.Condition (see woflo/_condition.py).
         # Fields whose first value is None are class attributes until set.
-        cond = RunCondition()
-        cond._waiters = None
+        cond = cls._shared_condition
+        if cond is None:
+            cond = RunCondition()
+            cond._waiters = None
         self._condition = cond  # type: ignore[assignment]
         self._state = PENDING
         self.name = name
