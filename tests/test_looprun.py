@@ -289,3 +289,47 @@ def test_run_until_complete_of_a_stopped_run_raises_cancelled_error() -> None:
         runner.shutdown(wait=False)
     finally:
         loop.close()
+
+
+def test_a_blocked_reader_waits_for_its_own_run_while_others_end() -> None:
+    runner = AsyncRunner()
+    try:
+        slow = runner.submit(nap, 0.3, "slow")
+        t0 = time.monotonic()
+        quick = [runner.submit(nap, 0.001 * (i % 10), i) for i in range(500)]
+        # Hundreds of other runs end meanwhile: neither wait() nor result()
+        # may return early because of them (all runs share one lock).
+        assert slow.wait(0.05) is False
+        assert time.monotonic() - t0 >= 0.04
+        with pytest.raises(cf.TimeoutError):
+            slow.result(0.01)
+        assert slow.result(10) == "slow"
+        assert [r.result(10) for r in quick] == list(range(500))
+    finally:
+        runner.shutdown()
+
+
+def test_runs_of_two_loops_from_many_threads() -> None:
+    first, second = AsyncRunner(), AsyncRunner()
+    try:
+        errors: list[BaseException] = []
+
+        def hammer(k: int) -> None:
+            try:
+                runs = [(first if i % 2 else second).submit(nap, 0, (k, i)) for i in range(300)]
+                assert [r.result(10) for r in runs] == [(k, i) for i in range(300)]
+                done, pending = cf.wait(runs, timeout=10)
+                assert not pending
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert first.loop is not second.loop
+    finally:
+        first.shutdown()
+        second.shutdown()
