@@ -319,7 +319,7 @@ def test_runs_of_two_loops_from_many_threads() -> None:
                 runs = [(first if i % 2 else second).submit(nap, 0, (k, i)) for i in range(300)]
                 assert [r.result(10) for r in runs] == [(k, i) for i in range(300)]
                 done, pending = cf.wait(runs, timeout=10)
-                assert not pending
+                assert len(done) == 300 and not pending
             except BaseException as exc:
                 errors.append(exc)
 
