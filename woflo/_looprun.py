@@ -281,6 +281,8 @@ class LoopTaskRun(TaskRun[T]):
 
     def result(self, timeout: float | None = None) -> T:
         """The run's value, as `TaskRun.result`; a cancelled run raises `RunCancelled`."""
+        if self._state == FINISHED and self._exception is None:  # gather's call, per run
+            return self._result  # type: ignore[no-any-return]
         if self._state not in _OVER:
             self._sleep_until_done(timeout)
         if self._state == CANCELLED_AND_NOTIFIED:
@@ -291,6 +293,8 @@ class LoopTaskRun(TaskRun[T]):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The run's exception, as `TaskRun.exception`; a cancelled run raises `RunCancelled`."""
+        if self._state == FINISHED:  # gather's call, twice per run
+            return self._exception
         if self._state not in _OVER:
             self._sleep_until_done(timeout)
         if self._state == CANCELLED_AND_NOTIFIED:
