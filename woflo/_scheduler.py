@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 __all__ = ["Scheduler", "Timer"]
 
+_NEVER = float("inf")
+_NEVER_BEFORE = float("-inf")
+
 
 class Timer:
     """A handle on one scheduled call; `cancel` keeps it from firing."""
@@ -48,28 +51,40 @@ class Scheduler:
         # matters when every attempt of a run with a timeout pushes one.
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._closed = False
         self._compact_at = 1024
+        # When the thread will wake up on its own (it sleeps until then): a
+        # new timer due later needs no wake-up. Notifying for every timer
+        # that lands on an empty heap made the thread wake, find that
+        # attempt already done (its timer cancelled), empty the heap again
+        # and sleep: one context switch for every fifth no-op task.
+        self._wake_at = _NEVER
 
     def call_later(self, delay: float, fn: Callable[[], object]) -> Timer:
         """Call ``fn()`` after ``delay`` seconds; return a handle to cancel it."""
         seq = next(self._seq)
-        timer = Timer(time.monotonic() + delay, seq, fn)
-        entry = (timer.when, seq, timer)
-        with self._cond:
+        when = time.monotonic() + delay
+        timer = Timer(when, seq, fn)
+        lock = self._lock
+        lock.acquire()  # the Condition's lock itself: `with self._cond` is a Python call
+        try:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
-            heapq.heappush(self._heap, entry)
-            if len(self._heap) >= self._compact_at:
+            heap = self._heap
+            heapq.heappush(heap, (when, seq, timer))
+            if len(heap) >= self._compact_at:
                 self._compact()
-            # Only an earlier deadline than the one being slept on needs a wake-up.
-            if self._heap[0] is entry:
+            # Only a deadline earlier than the one slept until needs a wake-up.
+            if when < self._wake_at:
                 self._cond.notify()
+        finally:
+            lock.release()
         return timer
 
     def close(self, wait: bool = True) -> None:
@@ -84,21 +99,31 @@ class Scheduler:
 
     def _loop(self) -> None:
         heap = self._heap
+        # The latest deadline among the cancelled timers dropped: with an
+        # empty heap the thread still sleeps until then (see _wake_at).
+        horizon = _NEVER_BEFORE
         while True:
             with self._cond:
                 while True:
                     if self._closed:
                         return
                     while heap and heap[0][2].cancelled:
-                        heapq.heappop(heap)
+                        horizon = max(horizon, heapq.heappop(heap)[0])
+                    now = time.monotonic()
                     if heap:
-                        delay = heap[0][0] - time.monotonic()
-                        if delay <= 0:
+                        when = heap[0][0]
+                        if when <= now:
                             timer = heapq.heappop(heap)[2]
                             break
-                        self._cond.wait(delay)
+                    elif horizon > now:
+                        when = horizon
                     else:
+                        self._wake_at = _NEVER
                         self._cond.wait()
+                        continue
+                    self._wake_at = when
+                    self._cond.wait(when - now)
+                self._wake_at = _NEVER_BEFORE  # awake: it looks at the heap again before sleeping
             try:
                 timer.fn()
             except BaseException as exc:

@@ -1,0 +1,99 @@
+"""Scheduler: the one timer thread of a runner, with real time and threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from woflo._scheduler import Scheduler
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def scheduler() -> Iterator[Scheduler]:
+    errors: list[BaseException] = []
+    s = Scheduler("test-timers", errors.append)
+    yield s
+    s.close()
+    assert not errors
+
+
+def test_timers_fire_in_deadline_order_and_cancelled_ones_never(scheduler: Scheduler) -> None:
+    fired: list[str] = []
+    done = threading.Event()
+    scheduler.call_later(0.15, lambda: (fired.append("c"), done.set()))
+    scheduler.call_later(0.05, lambda: fired.append("a"))
+    dropped = scheduler.call_later(0.08, lambda: fired.append("never"))
+    scheduler.call_later(0.10, lambda: fired.append("b"))
+    dropped.cancel()
+    assert done.wait(10)
+    assert fired == ["a", "b", "c"]
+
+
+def test_an_earlier_timer_wakes_a_thread_sleeping_past_cancelled_ones(scheduler: Scheduler) -> None:
+    # The thread sleeps until the latest cancelled deadline it has dropped
+    # (30 s here) instead of being woken by every later timer; a timer due
+    # before that must still wake it.
+    for _ in range(100):
+        scheduler.call_later(30, lambda: None).cancel()
+    time.sleep(0.05)  # let the thread drop them and go to sleep
+    fired = threading.Event()
+    t0 = time.monotonic()
+    scheduler.call_later(0.05, fired.set)
+    assert fired.wait(10)
+    assert time.monotonic() - t0 < 5
+
+
+def test_later_timers_do_not_wake_the_thread(scheduler: Scheduler) -> None:
+    first = threading.Event()
+    scheduler.call_later(0.2, first.set)
+    time.sleep(0.02)
+    wakeups = 0
+    cond = scheduler._cond
+    real_notify = cond.notify
+
+    def counting_notify(n: int = 1) -> None:
+        nonlocal wakeups
+        wakeups += 1
+        real_notify(n)
+
+    cond.notify = counting_notify  # type: ignore[method-assign]
+    for _ in range(1000):
+        scheduler.call_later(30, lambda: None).cancel()
+    assert wakeups == 0
+    assert first.wait(10)
+
+
+def test_armed_and_cancelled_timers_do_not_pile_up(scheduler: Scheduler) -> None:
+    for _ in range(20_000):
+        scheduler.call_later(60, lambda: None).cancel()
+    assert len(scheduler._heap) < 2048
+
+
+def test_many_threads_arm_timers_at_once(scheduler: Scheduler) -> None:
+    count = 0
+    lock = threading.Lock()
+    all_fired = threading.Event()
+
+    def hit() -> None:
+        nonlocal count
+        with lock:
+            count += 1
+            if count == 800:
+                all_fired.set()
+
+    def arm() -> None:
+        for i in range(200):
+            scheduler.call_later(0.001 * (i % 20), hit)
+
+    threads = [threading.Thread(target=arm) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert all_fired.wait(10)
+    assert count == 800
