@@ -97,3 +97,25 @@ def test_many_threads_arm_timers_at_once(scheduler: Scheduler) -> None:
         t.join(10)
     assert all_fired.wait(10)
     assert count == 800
+
+
+def test_a_cancelled_timer_lets_go_of_its_callback(scheduler: Scheduler) -> None:
+    # The callback usually closes over the attempt that holds the timer: kept,
+    # it would be a reference cycle for the garbage collector while the timer
+    # waits in the heap.
+    import gc
+    import weakref
+
+    class Attempt:
+        pass
+
+    attempt = Attempt()
+    gone = weakref.ref(attempt)
+    attempt.timer = scheduler.call_later(60, lambda: print(attempt))  # type: ignore[attr-defined]
+    attempt.timer.cancel()  # type: ignore[attr-defined]
+    gc.disable()
+    try:
+        del attempt
+        assert gone() is None, "freed by reference counting, without a collection"
+    finally:
+        gc.enable()

@@ -65,12 +65,13 @@ class _LoopTimer(Timer):
         self.handle: asyncio.TimerHandle | None = None
 
     def fire(self) -> None:
+        fn = self.fn  # before the flag: cancel() replaces it
         if not self.cancelled:
             self.cancelled = True  # fired: a later cancel() has nothing to do
-            self.fn()
+            fn()
 
     def cancel(self) -> None:
-        self.cancelled = True
+        super().cancel()
         handle = self.handle
         # From another thread the flag alone suffices: the handle fires as a
         # no-op. On the loop, drop it now so finished attempts leave no garbage.
