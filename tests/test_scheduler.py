@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -107,15 +108,17 @@ def test_a_cancelled_timer_lets_go_of_its_callback(scheduler: Scheduler) -> None
     import weakref
 
     class Attempt:
-        pass
+        timer: Any = None
 
-    attempt = Attempt()
-    gone = weakref.ref(attempt)
-    attempt.timer = scheduler.call_later(60, lambda: print(attempt))  # type: ignore[attr-defined]
-    attempt.timer.cancel()  # type: ignore[attr-defined]
+    def armed_and_cancelled() -> weakref.ref[Attempt]:
+        attempt = Attempt()
+        attempt.timer = scheduler.call_later(60, lambda: print(attempt))
+        attempt.timer.cancel()
+        return weakref.ref(attempt)
+
     gc.disable()
     try:
-        del attempt
+        gone = armed_and_cancelled()
         assert gone() is None, "freed by reference counting, without a collection"
     finally:
         gc.enable()
