@@ -10,9 +10,10 @@ directly; it stays a ``concurrent.futures.Future`` for threads.
 What the protocol means for a run, from where it is called:
 
 - ``add_done_callback(fn)`` from inside a running event loop: ``fn(run)`` is
-  scheduled on that loop once the run is done (asyncio's rule); from a thread
-  without a loop it is called in the thread that finishes the run (the
-  stdlib's rule).
+  called on that loop once the run is done (asyncio's rule; when the run
+  ends on that loop at the end of its attempt, at once rather than one loop
+  iteration later); from a thread without a loop it is called in the thread
+  that finishes the run (the stdlib's rule).
 - ``cancel()`` from inside a running event loop stops the run wherever it is,
   as ``asyncio.Task.cancel()`` would (what ``gather``, ``wait_for`` and
   ``TaskGroup`` rely on); from a thread without a loop it keeps the
@@ -32,13 +33,10 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, LOGGER
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from woflo._condition import RunCondition
 from woflo._taskrun import TaskRun
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["LoopTaskRun", "RunCancelled", "running_loop_here"]
 
@@ -62,6 +60,7 @@ def running_loop_here(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventL
     except AttributeError:  # a loop implementation without _thread_id
         pass
     return _get_running_loop()
+
 
 class RunCancelled(asyncio.CancelledError, CancelledError):
     """Raised by ``result()``/``exception()`` of a cancelled run of `AsyncRunner`.
