@@ -26,6 +26,43 @@ __all__ = ["EVENTS", "Emitter"]
 # (and becomes a plain bound logger when the configuration caches loggers).
 _logger = structlog.get_logger("woflo")
 
+# structlog's configuration object (private): read to tell when the
+# configuration changed, see _current_logger.
+_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+_bound: tuple[tuple[Any, ...], Any] | None = None
+
+
+def _current_logger() -> Any:
+    """woflo's logger, bound once per structlog configuration.
+
+    Unless the configuration caches loggers (woflo's cannot: a later
+    ``structlog.configure()``, say a test capturing events, must reach it),
+    structlog's lazy proxy assembles a new bound logger for every event, a
+    third of an event's cost. This keeps the one it assembled for as long as
+    what ``configure()`` replaces stays the same object: the processor list
+    (changes made to that list in place still show, the logger holds the list
+    itself), the wrapper class, the logger factory and the context class.
+    """
+    global _bound
+    config = _CONFIG
+    try:
+        key = (
+            config.default_processors,
+            config.default_wrapper_class,
+            config.logger_factory,
+            config.default_context_class,
+        )
+    except AttributeError:  # structlog without that object: follow the proxy
+        return _logger
+    bound = _bound
+    if bound is not None:
+        old = bound[0]
+        if old[0] is key[0] and old[1] is key[1] and old[2] is key[2] and old[3] is key[3]:
+            return bound[1]
+    logger = _logger.bind()
+    _bound = (key, logger)
+    return logger
+
 
 class _AskStructlog:
     """``is_configured`` through structlog's public function (the fallback)."""
@@ -106,7 +143,7 @@ class Emitter:
             fields["exception_type"] = type(exception).__qualname__
         fields.update(extra)
         try:
-            getattr(_logger, EVENTS[event])(event, **fields)
+            getattr(_current_logger(), EVENTS[event])(event, **fields)
         except Exception:  # a broken logging setup must not break the runs it logs
             _report_broken_logging()
 
