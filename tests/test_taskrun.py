@@ -111,3 +111,15 @@ def test_a_finished_run_does_not_keep_its_arguments() -> None:
     gc.collect()
     assert run.result() == 1
     assert ref() is None  # the run holds its result, not its input
+
+
+def test_run_id_is_a_uuid4_hex() -> None:
+    import uuid
+
+    from woflo import SequentialRunner
+
+    ids = {SequentialRunner().submit(len, "x").run_id for _ in range(200)}
+    assert len(ids) == 200
+    for run_id in ids:
+        parsed = uuid.UUID(hex=run_id)
+        assert parsed.hex == run_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122

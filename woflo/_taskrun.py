@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
 import threading
-import uuid
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError
@@ -181,9 +181,10 @@ class TaskRun(Future[T], Generic[T]):
     @property
     def run_id(self) -> str:
         """A unique id for this run (a uuid4 hex string), made on first use."""
-        if self._run_id is None:
-            self._run_id = uuid.uuid4().hex
-        return self._run_id
+        run_id = self._run_id
+        if run_id is None:
+            run_id = self._run_id = _uuid4_hex()
+        return run_id
 
     @property
     def state(self) -> RunState:
@@ -422,6 +423,15 @@ class TaskRun(Future[T], Generic[T]):
         if self._state == CANCELLED_AND_NOTIFIED:
             raise asyncio.CancelledError(f"{self.name} was cancelled")
         return self.result()
+
+
+def _uuid4_hex() -> str:
+    # uuid.uuid4().hex without building a UUID object (0.8 instead of 2 us;
+    # every run with events on needs one).
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def _wake(signal: asyncio.Future[None]) -> None:
