@@ -100,13 +100,13 @@ class TaskRun(Future[T], Generic[T]):
     _args: tuple[Any, ...] | None = None
     _kwargs: dict[str, Any] | None = None
     _t0: float
-    # Future's own fields, as the class's defaults (see _create).
-    _result: Any = None
-    _exception: BaseException | None = None
-    _run_id: str | None = None
     _deadline_timer: Timer | None = None
     _deadline_hit: bool = False
     _retry_state: tenacity.RetryCallState | None = None
+    _run_id: str | None = None
+    # Future's own fields, as the class's defaults (see _create).
+    _result: Any = None
+    _exception: BaseException | None = None
 
     # A subclass may have all its runs share one lock (see LoopTaskRun).
     _shared_condition: ClassVar[RunCondition | None] = None
@@ -118,8 +118,8 @@ class TaskRun(Future[T], Generic[T]):
     def _create(cls, name: str, runner: Runner) -> TaskRun[Any]:
         self: TaskRun[Any] = cls.__new__(cls)
         # Future.__init__'s fields, with a RunCondition instead of its costly
-        # threading.Condition (see woflo/_condition.py).
-        # Fields whose first value is None are class attributes until set.
+        # threading.Condition (see woflo/_condition.py); the fields whose
+        # first value is None are class attributes until set.
         cond = cls._shared_condition
         if cond is None:
             cond = RunCondition()
