@@ -80,9 +80,8 @@ def events_switch() -> Any:
     a call to ``structlog.is_configured()`` would cost a function call each
     time. Falls back to that call if structlog ever stops having the object.
     """
-    config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
-    if config is not None and isinstance(getattr(config, "is_configured", None), bool):
-        return config
+    if _CONFIG is not None and isinstance(getattr(_CONFIG, "is_configured", None), bool):
+        return _CONFIG
     return _AskStructlog()
 
 #: Every event name, with the log level it is emitted at.

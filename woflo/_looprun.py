@@ -36,7 +36,7 @@ from threading import get_ident
 from typing import Any, TypeVar
 
 from woflo._condition import RunCondition
-from woflo._taskrun import TaskRun
+from woflo._taskrun import _OVER, TaskRun
 
 __all__ = ["LoopTaskRun", "RunCancelled", "running_loop_here"]
 
@@ -44,7 +44,6 @@ T = TypeVar("T")
 
 _get_running_loop = asyncio._get_running_loop
 _allocate_lock = _thread.allocate_lock
-_OVER = (FINISHED, CANCELLED_AND_NOTIFIED)
 
 
 def running_loop_here(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
@@ -159,11 +158,8 @@ class LoopTaskRun(TaskRun[T]):
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The caller's running event loop, else the loop the run executes on."""
-        loop = self._loop
-        if getattr(loop, "_thread_id", None) == get_ident():  # gather asks once per run
-            return loop
-        running = _get_running_loop()
-        return loop if running is None else running
+        running = running_loop_here(self._loop)
+        return self._loop if running is None else running
 
     def add_done_callback(
         self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
@@ -175,9 +171,7 @@ class LoopTaskRun(TaskRun[T]):
             context: the ``contextvars.Context`` to call ``fn`` in (asyncio's
                 argument); only used for callbacks scheduled on a loop.
         """
-        loop: asyncio.AbstractEventLoop | None = self._loop
-        if getattr(loop, "_thread_id", None) != get_ident():  # not on the run's loop
-            loop = _get_running_loop()
+        loop = running_loop_here(self._loop)
         if loop is None:
             if context is None:
                 super().add_done_callback(fn)
@@ -186,7 +180,7 @@ class LoopTaskRun(TaskRun[T]):
         cond = self._condition
         cond.acquire()
         try:
-            if self._state not in (CANCELLED_AND_NOTIFIED, FINISHED):
+            if self._state not in _OVER:
                 if self._cbs is None and loop is self._loop and context is None:
                     # The usual case (gather, wait): one callback, on the
                     # run's loop. Kept as it is, with no list or tuple.
@@ -226,11 +220,7 @@ class LoopTaskRun(TaskRun[T]):
         self._cbs = None
         if type(cbs) is not list:
             if cbs is not None:
-                loop = self._loop
-                if getattr(loop, "_thread_id", None) == get_ident():
-                    loop.call_soon(cbs, self)
-                else:
-                    _schedule((cbs, loop, None), self)
+                _schedule((cbs, self._loop, None), self)
             return
         for callback in cbs:
             if type(callback) is tuple:
@@ -250,7 +240,7 @@ class LoopTaskRun(TaskRun[T]):
         # otherwise defers callbacks. cancel()/stop() (user code) still defer.
         cbs = self._cbs
         loop = self._loop
-        if cbs is None or type(cbs) is list or getattr(loop, "_thread_id", None) != get_ident():
+        if cbs is None or type(cbs) is list or running_loop_here(loop) is not loop:
             self._invoke_callbacks()
             return
         self._cbs = None

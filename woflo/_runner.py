@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -35,7 +34,7 @@ from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
 from woflo._shared import track
 from woflo._submit import submit_ahead, task_name, unwrap_task
-from woflo._taskrun import AttemptRecord, TaskRun
+from woflo._taskrun import _OVER, AttemptRecord, TaskRun
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -47,9 +46,6 @@ __all__ = ["Attempt", "Runner"]
 
 T = TypeVar("T")
 
-# Future states of a run that is over (read without the lock: _try_begin
-# checks again under it).
-_OVER = (CANCELLED_AND_NOTIFIED, FINISHED)
 
 # Wall-clock time of an attempt's start, derived from its monotonic start:
 # one clock read per attempt instead of two.
@@ -282,14 +278,8 @@ class Runner(Executor):
         return True
 
     def _settle(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
-        # _claim, inlined: this runs once per attempt.
-        try:
-            attempt._claim.pop()
-        except IndexError:
-            return
-        if attempt.timer is not None:
-            attempt.timer.cancel()
-        self._settled(attempt, outcome, value, exc)
+        if self._claim(attempt):
+            self._settled(attempt, outcome, value, exc)
 
     def _settled(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
         run = attempt.run
@@ -300,12 +290,7 @@ class Runner(Executor):
             duration, started_at = time.monotonic() - started, _WALL_OFFSET + started
         number, worker = attempt.number, attempt.worker
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (twice as fast).
-        record = _new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker))
-        records = run._records
-        if records is None:
-            run._records = record
-        else:
-            run._record(record)
+        run._record(_new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker)))
         if exc is None:
             if _logging.is_configured:
                 self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)

@@ -7,7 +7,6 @@ import functools
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from types import FunctionType
 from typing import Any, TypeVar
 
 from woflo._policy import Policy
@@ -30,8 +29,6 @@ def task_name(fn: Callable[..., Any]) -> str:
 
 def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., Any], Policy, str | None]:
     """A `@task` handed to an executor runs its plain function under its own policy."""
-    if type(fn) is FunctionType:  # the common case; a Task is never a plain function
-        return fn, policy, None
     unwrap = getattr(fn, "_woflo_unwrap", None)
     if unwrap is None:
         return fn, policy, None

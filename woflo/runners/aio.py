@@ -202,12 +202,10 @@ class AsyncRunner(Runner):
 
     def _start(self, attempt: Attempt) -> None:
         loop = self._loop if self._loop is not None else self._start_loop()
-        if running_loop_here(loop) is not loop:
-            loop.call_soon_threadsafe(self._admit, attempt)
-        elif self._limit is None:  # _admit, inlined for the common case
-            attempt.handle = loop.create_task(self._run(attempt))
-        else:
+        if running_loop_here(loop) is loop:
             self._admit(attempt)
+        else:
+            loop.call_soon_threadsafe(self._admit, attempt)
 
     def _admit(self, attempt: Attempt) -> None:
         if attempt.settled:
@@ -217,6 +215,9 @@ class AsyncRunner(Runner):
                 self._waiting.append(attempt)
                 return
             self._running += 1
+        self._spawn(attempt)
+
+    def _spawn(self, attempt: Attempt) -> None:
         # The task needs no other strong reference (the loop keeps weak ones):
         # the runner's active run holds its current attempt, which holds it.
         attempt.handle = self._loop.create_task(self._run(attempt))  # type: ignore[union-attr]
@@ -230,7 +231,7 @@ class AsyncRunner(Runner):
                 return
             fn = attempt.fn
             try:
-                if (type(fn) is FunctionType and fn.__code__.co_flags & CO_COROUTINE) or _is_async(fn):
+                if _is_async(fn):
                     value = await fn(*attempt.args, **attempt.kwargs)
                 else:
                     # Awaiting the thread's TaskRun: cancelling this task
@@ -260,7 +261,7 @@ class AsyncRunner(Runner):
         while waiting:
             following = waiting.popleft()
             if not following.settled:  # skip attempts stopped while queued
-                following.handle = self._loop.create_task(self._run(following))  # type: ignore[union-attr]
+                self._spawn(following)
                 return
         self._running -= 1
 
