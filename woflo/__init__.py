@@ -8,6 +8,9 @@ attempt on top.
 from typing import TYPE_CHECKING, Any
 
 from woflo._errors import AttemptTimeout as AttemptTimeout
+from woflo._errors import BrokenProcessRunner as BrokenProcessRunner
+from woflo._errors import BrokenRunner as BrokenRunner
+from woflo._errors import BrokenThreadRunner as BrokenThreadRunner
 from woflo._errors import DeadlineExceeded as DeadlineExceeded
 from woflo._errors import SerializationError as SerializationError
 from woflo._errors import WofloError as WofloError
@@ -36,6 +39,9 @@ __all__ = [
     "AsyncRunner",
     "AttemptRecord",
     "AttemptTimeout",
+    "BrokenProcessRunner",
+    "BrokenRunner",
+    "BrokenThreadRunner",
     "DaskRunner",
     "DeadlineExceeded",
     "Policy",

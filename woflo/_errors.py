@@ -2,13 +2,29 @@
 
 Exceptions raised by a task come back as themselves; these are the ones that
 describe what happened *around* a task: an attempt that ran out of time, a
-worker that died, a payload that could not cross a process boundary.
+worker that died, a runner that cannot start workers, a payload that could not
+cross a process boundary.
+
+Each one also subclasses the stdlib exception that code written for
+`concurrent.futures` catches in the same situation (the compatibility rule of
+docs/compat.md): `WorkerCrashed` is a ``BrokenProcessPool``, `BrokenRunner`'s
+subclasses are ``BrokenProcessPool`` / ``BrokenThreadPool``, `AttemptTimeout`
+is a ``TimeoutError``, and a `SerializationError` is a ``pickle.PicklingError``
+and an instance of the error the pickler raised (``TypeError`` for a lock).
 """
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import BrokenExecutor
+from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.thread import BrokenThreadPool
+
 __all__ = [
     "AttemptTimeout",
+    "BrokenProcessRunner",
+    "BrokenRunner",
+    "BrokenThreadRunner",
     "DeadlineExceeded",
     "SerializationError",
     "WofloError",
@@ -40,15 +56,24 @@ class DeadlineExceeded(WofloError, TimeoutError):
     """
 
 
-class WorkerCrashed(WofloError):
+class WorkerCrashed(WofloError, BrokenProcessPool):
     """The worker running an attempt died before the attempt finished.
 
-    Raised for a segfault, a ``SIGKILL``, ``os._exit``, ``sys.exit`` in a worker,
-    or the kernel's out-of-memory killer. Retryable like any other exception.
+    Raised for a segfault, a ``SIGKILL``, ``os._exit``, the kernel's
+    out-of-memory killer, or a lost Dask worker. Only that attempt fails (the
+    pool replaces the worker), and it is retryable like any other exception.
+    It is a ``concurrent.futures.process.BrokenProcessPool`` (and so a
+    ``BrokenExecutor``) because that is what ``ProcessPoolExecutor`` raises for
+    the same death, and existing code catches it.
 
     Attributes:
         exitcode: the worker's exit code; negative for a signal (``-9`` is SIGKILL).
         worker: the worker's identity (a process id for process workers).
+
+    Example:
+        >>> from concurrent.futures.process import BrokenProcessPool
+        >>> isinstance(WorkerCrashed("died", exitcode=-9), BrokenProcessPool)
+        True
     """
 
     def __init__(self, message: str, *, exitcode: int | None = None, worker: object = None) -> None:
@@ -58,16 +83,98 @@ class WorkerCrashed(WofloError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only fields would be lost by the default pickling of exceptions.
-        return (_rebuild_worker_crashed, (str(self), self.exitcode, self.worker))
+        return (_rebuild_worker_crashed, (type(self), str(self), self.exitcode, self.worker))
 
 
-def _rebuild_worker_crashed(message: str, exitcode: int | None, worker: object) -> WorkerCrashed:
-    return WorkerCrashed(message, exitcode=exitcode, worker=worker)
+def _rebuild_worker_crashed(
+    cls: type[WorkerCrashed], message: str, exitcode: int | None, worker: object
+) -> WorkerCrashed:
+    return cls(message, exitcode=exitcode, worker=worker)
 
 
-class SerializationError(WofloError):
+class BrokenRunner(WofloError, BrokenExecutor):
+    """The runner cannot run anything any more: its workers cannot be started.
+
+    Raised when the ``initializer`` fails (its exception is the ``__cause__``)
+    or when worker processes keep dying while starting. Every run waiting for
+    a worker fails with it, and so does every later ``submit`` (at the call),
+    as with the stdlib's broken pools. Never retried. The runner-specific
+    subclasses are what existing code catches: `BrokenProcessRunner` is a
+    ``BrokenProcessPool``, `BrokenThreadRunner` a ``BrokenThreadPool``.
+    """
+
+
+class BrokenProcessRunner(BrokenRunner, BrokenProcessPool):
+    """`BrokenRunner` of `woflo.ProcessRunner`; a ``BrokenProcessPool``."""
+
+
+class BrokenThreadRunner(BrokenRunner, BrokenThreadPool):
+    """`BrokenRunner` of `woflo.ThreadRunner`; a ``BrokenThreadPool``."""
+
+
+class SerializationError(WofloError, pickle.PicklingError):
     """An argument, a result or an exception could not be pickled or unpickled.
 
     The message says which part failed and why; the original error is the
-    ``__cause__``. Only the run concerned fails: the worker and the pool live on.
+    ``__cause__``. Only the run concerned fails: the worker and the pool live on,
+    and the default retry policy does not retry it (pickling again fails again).
+
+    Build it with `SerializationError.wrap`: the instance is then also an
+    instance of the original error's class, so code written for
+    ``ProcessPoolExecutor`` that catches what the pickler raised (``TypeError``
+    for a lock, ``pickle.PicklingError``, ``AttributeError``...) still catches it.
+
+    Example:
+        >>> import threading, pickle
+        >>> try:
+        ...     pickle.dumps(threading.Lock())
+        ... except TypeError as err:
+        ...     exc = SerializationError.wrap("cannot pickle argument 0", err)
+        >>> isinstance(exc, TypeError), isinstance(exc, SerializationError)
+        (True, True)
     """
+
+    @classmethod
+    def wrap(cls, message: str, error: BaseException) -> SerializationError:
+        """A `SerializationError` with ``message`` that is also an instance of ``type(error)``.
+
+        ``error`` becomes the ``__cause__``. Where the two classes cannot be
+        combined (an incompatible layout, a non-``Exception``), the result is a
+        plain `SerializationError`.
+        """
+        exc = _mixed(cls, type(error))(message)
+        exc.__cause__ = error
+        return exc
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Mixed classes are made at run time: rebuild from the two classes they
+        # combine (both picklable by reference), not from the mixed class.
+        bases = type(self).__bases__
+        other = bases[1] if type(self).__dict__.get("_woflo_mixed") else None
+        base = bases[0] if other is not None else type(self)
+        return (_rebuild_serialization_error, (base, other, str(self)))
+
+
+_MIXED: dict[tuple[type, type], type[SerializationError]] = {}
+
+
+def _mixed(cls: type[SerializationError], other: type[BaseException]) -> type[SerializationError]:
+    if issubclass(cls, other) or not issubclass(other, Exception):
+        return cls
+    key = (cls, other)
+    mixed = _MIXED.get(key)
+    if mixed is None:
+        try:
+            mixed = type(cls.__name__, (cls, other), {"_woflo_mixed": True, "__module__": cls.__module__})
+            mixed.__qualname__ = cls.__qualname__
+            mixed("probe")  # some builtin exceptions need other constructor arguments
+        except Exception:
+            mixed = cls
+        _MIXED[key] = mixed
+    return mixed
+
+
+def _rebuild_serialization_error(
+    cls: type[SerializationError], other: type[BaseException] | None, message: str
+) -> SerializationError:
+    return (cls if other is None else _mixed(cls, other))(message)
