@@ -36,6 +36,9 @@ _log = logging.getLogger("woflo")
 _MAX_STARTUP_FAILURES = 3
 _SCRATCH = 1 << 20  # the pipes' size: one read takes what a pipe holds
 _BIG = 1 << 20  # results larger than this are read straight into their own buffer
+# The longest select(): epoll takes milliseconds as a C int (about 24.8 days),
+# and a longer idle_timeout would overflow it. Waking once a day costs nothing.
+_MAX_WAIT = 86400.0
 
 
 def _describe_exit(code: int | None) -> str:
@@ -107,7 +110,7 @@ class Manager(Dispatcher):
                         w.stop(self._sel)
                     else:
                         deadline = left if deadline is None else min(deadline, left)
-        return deadline
+        return deadline if deadline is None else min(deadline, _MAX_WAIT)
 
     def _finished(self) -> bool:
         with self._lock:

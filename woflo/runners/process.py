@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,7 +16,7 @@ from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
 from woflo._submit import submit_ahead, task_name, unwrap_task
-from woflo.runners.thread import check_max_workers
+from woflo.runners.thread import check_initializer, check_max_workers
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -40,6 +41,22 @@ def _take(items: Iterator[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
 def _run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> list[T]:
     """Runs in the worker: one chunk of a chunked `map`."""
     return [fn(*args) for args in chunk]
+
+
+def check_idle_timeout(idle_timeout: float | None) -> float | None:
+    """Validate ``idle_timeout``; ``math.inf`` means never, as ``None`` does.
+
+    Raises:
+        TypeError: not a number (``True`` is not taken as 1 second).
+        ValueError: not positive, or NaN.
+    """
+    if idle_timeout is None:
+        return None
+    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)):
+        raise TypeError(f"idle_timeout must be a number of seconds or None, not {type(idle_timeout).__name__}")
+    if math.isnan(idle_timeout) or idle_timeout <= 0:
+        raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+    return None if math.isinf(idle_timeout) else float(idle_timeout)
 
 
 def default_task_workers() -> int:
@@ -72,7 +89,8 @@ class ProcessRunner(Runner):
             default), ``"spawn"``, ``"forkserver"``, or ``"fork"``.
         initializer: called with ``initargs`` in each new worker.
         max_tasks_per_child: replace a worker after this many attempts.
-        idle_timeout: a worker idle this many seconds exits (``None``: never).
+        idle_timeout: a worker idle this many seconds exits (``None`` or
+            ``math.inf``: never). Any finite number of seconds works.
         **options: the policy options of `woflo.Runner`.
 
     Example:
@@ -101,6 +119,8 @@ class ProcessRunner(Runner):
             isinstance(max_tasks_per_child, bool) or not isinstance(max_tasks_per_child, int)
         ):
             raise TypeError("max_tasks_per_child must be an int or None")
+        initargs = check_initializer(initializer, initargs)
+        idle_timeout = check_idle_timeout(idle_timeout)
         super().__init__(**options)
         self._max_workers = workers
         self._start_method = start_method or "loky"

@@ -6,10 +6,13 @@ import collections
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from woflo._errors import BrokenThreadRunner
+from woflo._policy import Policy
 from woflo._runner import Attempt, Runner
+from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,6 +36,25 @@ def check_max_workers(max_workers: int) -> int:
     return max_workers
 
 
+def check_initializer(initializer: Callable[..., object] | None, initargs: Iterable[Any]) -> tuple[Any, ...]:
+    """Validate ``initializer`` and ``initargs`` at the constructor; return ``initargs`` as a tuple.
+
+    The stdlib executors take any iterable ``initargs`` and fail only in the
+    worker (``initializer(*5)``), where a mistake breaks the pool long after
+    the call that made it; woflo says so at the constructor.
+
+    Raises:
+        TypeError: ``initializer`` is neither ``None`` nor callable, or
+            ``initargs`` is not iterable.
+    """
+    if initializer is not None and not callable(initializer):
+        raise TypeError(f"initializer must be a callable or None, not {type(initializer).__name__}")
+    try:
+        return tuple(initargs)
+    except TypeError:
+        raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__}") from None
+
+
 class ThreadRunner(Runner):
     """Runs attempts in up to ``max_workers`` threads, started on demand.
 
@@ -45,8 +67,18 @@ class ThreadRunner(Runner):
     Args:
         max_workers: threads at most; default ``min(32, cpu_count + 4)``.
         thread_name_prefix: names the threads ``{prefix}_{n}``.
-        initializer: called with ``initargs`` in each new thread.
+        initializer: called with ``initargs`` in each new thread. If it
+            raises, the runner is broken, as the stdlib's pool is: every run
+            waiting for a thread fails with `woflo.BrokenThreadRunner` (a
+            ``BrokenThreadPool``) whose ``__cause__`` is the initializer's
+            exception, without retries, and every later ``submit`` raises a
+            new `woflo.BrokenThreadRunner` at once.
+        initargs: the initializer's arguments (a tuple).
         **options: the policy options of `Runner`.
+
+    Raises:
+        TypeError: ``initializer`` is not callable, ``initargs`` not a tuple.
+        ValueError: ``max_workers`` is not positive.
 
     Example:
         >>> with ThreadRunner(max_workers=4, retries=2) as ex:
@@ -66,12 +98,13 @@ class ThreadRunner(Runner):
         **options: Unpack[PolicyOptions],
     ) -> None:
         self._max_workers = check_max_workers(default_thread_workers() if max_workers is None else max_workers)
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
+        initargs = check_initializer(initializer, initargs)
         super().__init__(**options)
         self._prefix = thread_name_prefix or f"woflo-thread-{id(self):x}"
         self._initializer = initializer
         self._initargs = initargs
+        # The initializer's exception once one failed: the runner is broken.
+        self._broken: BaseException | None = None
         self._queue: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
         # One token per idle worker. A deque, not the stdlib's Semaphore: its
         # append and pop are atomic C calls, where Semaphore goes through a
@@ -88,16 +121,63 @@ class ThreadRunner(Runner):
         """The most threads that run attempts at once."""
         return self._max_workers
 
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: Policy,
+        name: str | None,
+    ) -> TaskRun[Any]:
+        if self._broken is not None:
+            raise self._broken_error()
+        return super()._submit(fn, args, kwargs, policy, name)
+
+    def _broken_error(self) -> BrokenThreadRunner:
+        # A new exception per run and per call: one object raised in many
+        # places would chain their tracebacks together (CPython gh-101267).
+        err = BrokenThreadRunner(
+            f"a thread initializer failed: the ThreadRunner cannot run anything any more ({self._broken!r})"
+        )
+        err.__cause__ = self._broken
+        return err
+
     def _start(self, attempt: Attempt) -> None:
         self._queue.put(attempt)
+        if self._broken is not None:
+            # Broken meanwhile (a submit that raced the failing initializer,
+            # or a retry): nothing will ever take it from the queue.
+            self._fail_queued()
+            return
         try:
             self._idle.pop()
         except IndexError:
             self._grow()
 
+    def _fail_queued(self) -> None:
+        """Fail every attempt still queued with `BrokenThreadRunner` (the runner is broken)."""
+        stops = 0
+        while True:
+            try:
+                attempt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if attempt is None:
+                stops += 1  # a shutdown's stop signal: put back for a worker below
+            elif self._claim(attempt):
+                # The run ends now, not through the retry policy: retrying on
+                # a broken runner would fail the same way.
+                self._finish(attempt.run, None, self._broken_error())
+        for _ in range(stops):
+            self._queue.put(None)
+
     def _grow(self) -> None:
         with self._pool_lock:
-            if self._closed or len(self._threads) - len(self._abandoned) >= self._max_workers:
+            if (
+                self._closed
+                or self._broken is not None
+                or len(self._threads) - len(self._abandoned) >= self._max_workers
+            ):
                 return
             self._count += 1
             thread = threading.Thread(target=self._work, name=f"{self._prefix}_{self._count}", daemon=True)
@@ -110,9 +190,12 @@ class ThreadRunner(Runner):
             try:
                 self._initializer(*self._initargs)
             except BaseException as exc:
-                self._report_error(exc)
                 with self._pool_lock:
                     self._threads.discard(me)
+                    if self._broken is None:
+                        self._broken = exc
+                self._report_error(exc)
+                self._fail_queued()
                 return
         get, name = self._queue.get, me.name
         while True:
