@@ -5,6 +5,7 @@ Each test here failed on the code before its fix (see the commit that added it).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import math
 import os
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 import woflo
-from woflo import BrokenThreadRunner, ProcessRunner, RunState, ThreadRunner
+from woflo import AsyncRunner, BrokenThreadRunner, ProcessRunner, RunState, SequentialRunner, ThreadRunner
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -163,3 +164,222 @@ def test_a_huge_idle_timeout_keeps_the_pool_working(idle_timeout: float) -> None
             assert runner.submit(abs, -n).result(timeout=30) == n
         (pid,) = runner.worker_pids
         assert runner.submit(os.getpid).result(timeout=30) == pid
+
+
+# -- 2. AsyncRunner's options ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", ["x", 5, object(), threading.Thread])
+def test_async_runner_loop_that_is_not_a_loop_raises_type_error(loop: Any) -> None:
+    with pytest.raises(TypeError, match="loop must be an asyncio event loop"):
+        AsyncRunner(loop=loop)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_concurrency": "3"}, TypeError),
+        ({"max_concurrency": 2.0}, TypeError),
+        ({"max_concurrency": True}, TypeError),
+        ({"max_concurrency": 0}, ValueError),
+        ({"retries": "x"}, TypeError),
+        ({"timeout": "1"}, TypeError),
+        ({"retires": 3}, TypeError),
+    ],
+)
+def test_async_runner_other_bad_options_raise_at_the_call(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        AsyncRunner(**options)
+
+
+def test_async_runner_closed_loop_raises_value_error() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    with pytest.raises(ValueError, match="closed"):
+        AsyncRunner(loop=loop)
+
+
+# -- 3. waiting inside a task for a run that needs the task to return ----------------------------
+
+
+def test_sequential_nested_submit_runs_inline_so_the_task_can_use_its_result() -> None:
+    runner = SequentialRunner()
+    order: list[str] = []
+
+    def inner(n: int) -> int:
+        order.append(f"inner {n}")
+        return n * 10
+
+    def outer() -> int:
+        run = runner.submit(inner, 4)
+        order.append("outer got inner")
+        return run.result(timeout=5) + 1  # used to wait for ever: inner ran after outer returned
+
+    run = runner.submit(outer)
+    assert run.result(timeout=10) == 41
+    assert order == ["inner 4", "outer got inner"]
+    runner.shutdown()
+
+
+def test_sequential_nested_task_calls_with_the_shared_runner() -> None:
+    # woflo 0.8's style: a @task calling another @task, both on the shared SequentialRunner.
+    from woflo import task
+    from woflo.runners import SequentialTaskRun
+
+    @task(runner=SequentialTaskRun)
+    def leaf(x: int) -> int:
+        return x + 1
+
+    @task(runner=SequentialTaskRun)
+    def middle(x: int) -> int:
+        return leaf(x).get_result(raise_exceptions=True, timeout=5) * 2
+
+    @task(runner=SequentialTaskRun)
+    def top(x: int) -> int:
+        return middle(x).get_result(raise_exceptions=True, timeout=5) + 100
+
+    assert top(1).get_result(raise_exceptions=True, timeout=10) == 104
+
+
+def test_sequential_retries_still_queue_instead_of_recursing() -> None:
+    # Many retries of one run: queued behind the attempt, not nested on the stack.
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) <= 1500:
+            raise OSError("again")
+        return "ok"
+
+    runner = SequentialRunner(retries=1500, retry_wait_time=0)
+    assert runner.submit(flaky).result() == "ok"
+    assert len(calls) == 1501
+
+
+def test_sequential_nested_retries_finish_before_the_outer_task_goes_on() -> None:
+    runner = SequentialRunner(retries=2, retry_wait_time=0)
+    calls: list[int] = []
+
+    def flaky_inner() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("again")
+        return "inner ok"
+
+    def outer() -> str:
+        return runner.submit(flaky_inner).result(timeout=5)
+
+    assert runner.submit(outer).result(timeout=10) == "inner ok"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "make", [SequentialRunner, lambda: ThreadRunner(2), AsyncRunner], ids=["seq", "thread", "async"]
+)
+def test_shutdown_wait_inside_own_task_raises_instead_of_hanging(make: Any) -> None:
+    runner = make()
+    try:
+
+        def outer() -> str:
+            runner.shutdown(wait=True)
+            return "returned"
+
+        run = runner.submit(outer)
+        err = run.exception(timeout=20)
+        assert isinstance(err, RuntimeError), err
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            runner.submit(abs, 1)  # shut down all the same
+    finally:
+        runner.shutdown(wait=True)
+
+
+def test_stdlib_thread_pool_shutdown_inside_its_task_raises() -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    fut = pool.submit(lambda: pool.shutdown(wait=True))
+    assert isinstance(fut.exception(timeout=20), RuntimeError)
+    pool.shutdown()
+
+
+async def _coro_value(x: int) -> int:
+    await asyncio.sleep(0)
+    return x
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda run: run.result(),
+        lambda run: run.result(timeout=5),
+        lambda run: run.exception(),
+        lambda run: run.wait(),
+        lambda run: run.wait(timeout=5),
+        lambda run: run.get_result(),
+        lambda run: run.get_result(raise_exceptions=True, timeout=5),
+    ],
+    ids=["result", "result-timeout", "exception", "wait", "wait-timeout", "get_result", "get_result-timeout"],
+)
+def test_blocking_on_a_run_inside_its_own_loop_raises(call: Any) -> None:
+    async def main() -> tuple[str, int]:
+        runner = AsyncRunner(loop=asyncio.get_running_loop())
+        run = runner.submit(_coro_value, 7)
+        try:
+            call(run)
+        except RuntimeError as err:
+            message = str(err)
+        else:
+            message = "no error"
+        value = await run  # the run is unharmed and finishes once awaited
+        runner.shutdown(wait=False)
+        return message, value
+
+    message, value = asyncio.run(main())
+    assert "deadlock" in message
+    assert value == 7
+
+
+def test_blocking_on_an_owned_loop_run_from_a_coroutine_of_that_loop_raises() -> None:
+    # The same on the loop woflo owns: a coroutine of the runner waits for
+    # another run of it.
+    with AsyncRunner() as runner:
+
+        async def waits_for_sibling() -> str:
+            sibling = runner.submit(_coro_value, 3)
+            try:
+                sibling.result(timeout=5)
+            except RuntimeError as err:
+                return f"{await sibling}: {err}"
+            return "no error"
+
+        outcome = runner.submit(waits_for_sibling).result(timeout=20)
+    assert outcome.startswith("3: ") and "deadlock" in outcome
+
+
+def test_polling_a_run_on_its_loop_still_works() -> None:
+    async def main() -> tuple[bool, bool, int]:
+        runner = AsyncRunner(loop=asyncio.get_running_loop())
+        gate = asyncio.Event()
+
+        async def held() -> int:
+            await gate.wait()
+            return 5
+
+        run = runner.submit(held)
+        polled = run.wait(timeout=0)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            run.result(timeout=0)
+        gate.set()
+        value = await run
+        done = run.wait()  # a finished run: nothing to wait for
+        assert run.result() == 5 and run.exception() is None
+        runner.shutdown(wait=False)
+        return polled, done, value
+
+    assert asyncio.run(main()) == (False, True, 5)
+
+
+def test_blocking_on_a_run_from_another_thread_still_waits() -> None:
+    # Only the run's own loop is refused: any other thread may block on it.
+    with AsyncRunner() as runner:
+        runs = [runner.submit(_coro_value, n) for n in range(5)]
+        assert [run.result(timeout=20) for run in runs] == list(range(5))
+        assert all(run.wait(timeout=5) for run in runs)

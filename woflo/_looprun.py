@@ -128,7 +128,23 @@ class LoopTaskRun(TaskRun[T]):
     _shared_condition = _SHARED
 
     def _sleep_until_done(self, timeout: float | None) -> bool:
-        """Block until the run is done or ``timeout`` passes; return whether it is done."""
+        """Block until the run is done or ``timeout`` passes; return whether it is done.
+
+        Raises:
+            RuntimeError: called on the run's own loop for a run not done, with
+                a timeout other than 0: the run could only end once the loop
+                runs again, so the wait would freeze the loop (forever, without
+                a timeout) and then fail.
+        """
+        if (
+            (timeout is None or timeout > 0)
+            and self._state not in _OVER
+            and running_loop_here(self._loop) is self._loop
+        ):
+            raise RuntimeError(
+                f"waiting for {self.name} on the event loop that runs it would deadlock: "
+                "await the run there instead of calling result(), exception(), wait() or get_result()"
+            )
         lock = self._condition
         lock.acquire()
         try:
@@ -161,9 +177,7 @@ class LoopTaskRun(TaskRun[T]):
         running = running_loop_here(self._loop)
         return self._loop if running is None else running
 
-    def add_done_callback(
-        self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
-    ) -> None:
+    def add_done_callback(self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None) -> None:
         """Call ``fn(run)`` when the run is done: on the caller's loop if it has one.
 
         Args:

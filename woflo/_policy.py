@@ -157,7 +157,6 @@ class Policy:
         return value
 
 
-
 class PolicyOptions(TypedDict, total=False):
     """The policy keywords, for typing ``**options`` of runners and tasks."""
 

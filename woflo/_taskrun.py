@@ -15,7 +15,6 @@ import os
 import threading
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FuturesTimeoutError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -372,8 +371,10 @@ class TaskRun(Future[T], Generic[T]):
         try:
             return self.result(timeout)
         except (CancelledError, Exception) as exc:
-            # concurrent.futures' TimeoutError is the builtin one only since 3.11.
-            if raise_exceptions or (isinstance(exc, (TimeoutError, FuturesTimeoutError)) and not self.done()):
+            # A run not done did not raise this: the wait did (a timeout, or a
+            # wait refused on the run's own event loop). Never return it as
+            # if it were the task's outcome.
+            if raise_exceptions or not self.done():
                 raise
             return exc
 

@@ -109,6 +109,19 @@ class AsyncRunner(Runner):
         loop: run on this event loop instead of one owned by the runner.
         **options: the policy options of `Runner` (``retries``, ``timeout``...).
 
+    Raises:
+        TypeError: ``max_concurrency`` is not an int, ``loop`` not an
+            ``asyncio.AbstractEventLoop``, or a policy option has the wrong type.
+        ValueError: ``max_concurrency`` is not positive, ``loop`` is closed.
+
+    A run needs its loop to finish, so blocking that loop until the run ends
+    can never succeed: ``run.result()``, ``exception()``, ``wait()`` and
+    ``get_result()`` called on the run's own loop (in a coroutine or a loop
+    callback) raise `RuntimeError` at once instead of freezing the loop
+    (``await run`` there instead; a timeout of 0, a poll, still works).
+    ``concurrent.futures.wait`` and ``as_completed`` on that loop cannot be
+    detected: they block it until their timeout.
+
     Example:
         >>> import asyncio
         >>> async def double(x: int) -> int:
@@ -133,8 +146,11 @@ class AsyncRunner(Runner):
                 raise TypeError(f"max_concurrency must be an int or None, not {type(max_concurrency).__name__}")
             if max_concurrency <= 0:
                 raise ValueError("max_concurrency must be greater than 0")
-        if loop is not None and loop.is_closed():
-            raise ValueError("loop is closed")
+        if loop is not None:
+            if not isinstance(loop, asyncio.AbstractEventLoop):
+                raise TypeError(f"loop must be an asyncio event loop or None, not {type(loop).__name__}")
+            if loop.is_closed():
+                raise ValueError("loop is closed")
         super().__init__(**options)
         self._limit = max_concurrency
         self._loop: asyncio.AbstractEventLoop | None = loop
@@ -296,6 +312,11 @@ class AsyncRunner(Runner):
 
         On a borrowed loop that has already stopped for good (closed), nothing
         can finish the runs left on it, so they are stopped rather than waited for.
+
+        Raises:
+            RuntimeError: ``wait=True`` where waiting would deadlock: on the
+                runner's own loop while runs are pending, or inside one of its
+                plain functions (the runner is shut down all the same then).
         """
         loop = self._loop
         if not self._owned and loop is not None and loop.is_closed():
@@ -309,6 +330,11 @@ class AsyncRunner(Runner):
                     "shutdown(wait=True) on the runner's own loop would deadlock; "
                     "await the runs first, or call shutdown(wait=False)"
                 )
+        threads = self._threads
+        if wait and threads is not None and threading.current_thread() in threads._threads:
+            # A plain function of this runner would wait for its own run.
+            super().shutdown(wait=False, cancel_futures=cancel_futures, stop_running=stop_running)
+            raise RuntimeError("cannot join current thread: shutdown(wait=True) inside one of the runner's own tasks")
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
     def _thread_runner(self) -> ThreadRunner:

@@ -59,9 +59,7 @@ def _cluster_keywords(distributed: ModuleType) -> set[str]:
     """The keywords a LocalCluster accepts, its workers' included."""
     names: set[str] = set()
     for cls in (distributed.LocalCluster, distributed.Nanny, distributed.Worker):
-        names.update(
-            name for name, p in inspect.signature(cls).parameters.items() if p.kind is not p.VAR_KEYWORD
-        )
+        names.update(name for name, p in inspect.signature(cls).parameters.items() if p.kind is not p.VAR_KEYWORD)
     return names
 
 

@@ -30,6 +30,12 @@ class SequentialRunner(Runner):
     `TaskRun.stop` cannot end a running attempt. Use `ThreadRunner` or
     `ProcessRunner` when an attempt must be cut short.
 
+    A task that submits to its own runner (``@task`` calling another ``@task``
+    on the shared `SequentialRunner`) gets a finished run back, as any caller
+    does: the nested submission runs inline, inside the task, so the task may
+    use its result. (Retries, by contrast, queue up behind the attempt that
+    scheduled them rather than recursing.)
+
     Example:
         >>> run = SequentialRunner(retries=1).submit(divmod, 7, 2)
         >>> run.done(), run.result()
@@ -43,6 +49,19 @@ class SequentialRunner(Runner):
         # Attempts started while one runs inline (a retry) queue up here instead
         # of recursing, so a thousand retries need no deep stack.
         self._local = threading.local()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
+        """Stop taking work; see `Runner.shutdown`.
+
+        Raises:
+            RuntimeError: ``wait=True`` from inside one of this runner's tasks,
+                which would wait for itself (the runner is shut down all the
+                same; the stdlib's ThreadPoolExecutor raises likewise).
+        """
+        if wait and getattr(self._local, "depth", 0):
+            super().shutdown(wait=False, cancel_futures=cancel_futures, stop_running=stop_running)
+            raise RuntimeError("shutdown(wait=True) inside one of the runner's own tasks would wait for itself")
+        super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
     def _start(self, attempt: Attempt) -> None:
         self._enqueue(lambda: self._run(attempt))
@@ -76,8 +95,19 @@ class SequentialRunner(Runner):
         if not attempt.begin(threading.current_thread().name):
             return
         started = time.monotonic()
+        local = self._local
+        # While the task runs, a submission it makes to this runner runs
+        # inline at once (a fresh queue of its own), not after the task
+        # returns: the task may wait for its result, which would never come.
+        outer, local.pending = local.pending, None
+        local.depth = getattr(local, "depth", 0) + 1
         try:
-            value = attempt.fn(*attempt.args, **attempt.kwargs)
+            try:
+                value = attempt.fn(*attempt.args, **attempt.kwargs)
+            finally:
+                # Before the report: a retry it schedules must queue as usual.
+                local.pending = outer
+                local.depth -= 1
         except Exception as exc:
             self._report(attempt, started, None, exc)
         except BaseException as exc:

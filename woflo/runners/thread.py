@@ -223,6 +223,19 @@ class ThreadRunner(Runner):
         with self._pool_lock:
             self._threads.discard(me)
 
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
+        """Stop taking work; see `Runner.shutdown`.
+
+        Raises:
+            RuntimeError: ``wait=True`` from one of the runner's own threads,
+                which would wait for itself (the runner is shut down all the
+                same), as the stdlib's ``cannot join current thread``.
+        """
+        if wait and threading.current_thread() in self._threads:
+            super().shutdown(wait=False, cancel_futures=cancel_futures, stop_running=stop_running)
+            raise RuntimeError("cannot join current thread: shutdown(wait=True) inside one of the runner's own tasks")
+        super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
+
     def _stop(self, attempt: Attempt) -> None:
         with self._pool_lock:
             thread = attempt.handle
