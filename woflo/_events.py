@@ -84,7 +84,6 @@ def events_switch() -> Any:
         return _CONFIG
     return _AskStructlog()
 
-
 #: Every event name, with the log level it is emitted at.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",
@@ -115,6 +114,7 @@ class Emitter:
         # A runner used inside another one (the async runner's threads for
         # plain functions) is muted: the outer runner reports the attempt.
         self.muted = muted
+
 
     def emit(
         self,

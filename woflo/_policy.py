@@ -157,6 +157,7 @@ class Policy:
         return value
 
 
+
 class PolicyOptions(TypedDict, total=False):
     """The policy keywords, for typing ``**options`` of runners and tasks."""
 

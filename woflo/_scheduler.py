@@ -21,8 +21,6 @@ _NEVER = float("inf")
 
 def _nothing() -> None:
     """What a cancelled timer calls, if it fires anyway."""
-
-
 _NEVER_BEFORE = float("-inf")
 
 

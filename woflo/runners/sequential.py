@@ -58,7 +58,8 @@ class SequentialRunner(Runner):
                 which would wait for itself (the runner is shut down all the
                 same; the stdlib's ThreadPoolExecutor raises likewise).
         """
-        if wait and getattr(self._local, "depth", 0):
+        depth: int = getattr(self._local, "depth", 0)
+        if wait and depth:
             super().shutdown(wait=False, cancel_futures=cancel_futures, stop_running=stop_running)
             raise RuntimeError("shutdown(wait=True) inside one of the runner's own tasks would wait for itself")
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
