@@ -383,3 +383,58 @@ def test_blocking_on_a_run_from_another_thread_still_waits() -> None:
         runs = [runner.submit(_coro_value, n) for n in range(5)]
         assert [run.result(timeout=20) for run in runs] == list(range(5))
         assert all(run.wait(timeout=5) for run in runs)
+
+
+# -- 4. the exit hook: one runner's failure does not cost the others their runs ------------------
+
+
+def test_one_runner_failing_to_close_at_exit_does_not_stop_the_others(tmp_path: Path) -> None:
+    proc = run_script(
+        f"""
+        import atexit, time
+        from pathlib import Path
+        from woflo import ThreadRunner
+
+        out = Path({str(tmp_path)!r})
+        release = out / "release"
+
+        class BadClose(ThreadRunner):
+            def _close(self, wait):
+                raise OSError("cannot close")
+
+        def work(n):
+            while not release.exists():  # still running when the interpreter exits
+                time.sleep(0.005)
+            time.sleep(0.1)  # and some work left after that
+            (out / f"done{{n}}").write_text("ok")
+
+        bad = [BadClose(1) for _ in range(2)]
+        runners = [ThreadRunner(1) for _ in range(8)]
+        runs = [r.submit(work, n) for n, r in enumerate(runners)]
+        # Registered after woflo's hook, so it runs first (last in, first out).
+        atexit.register(release.touch)
+        """
+    )
+    assert sorted(p.name for p in tmp_path.glob("done*")) == [f"done{n}" for n in range(8)], proc.stderr
+    # The failure is reported, not hidden.
+    assert proc.stderr.count("OSError: cannot close") == 2, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["ProcessRunner(1, max_tasks_per_child=0)", "ProcessRunner(1, start_method='fork', max_tasks_per_child=-1)"],
+)
+def test_a_process_runner_that_failed_to_build_is_not_shut_down_at_exit(bad: str) -> None:
+    # It used to stay registered half built: AttributeError '_pool' at exit.
+    proc = run_script(
+        f"""
+        from woflo import ProcessRunner
+        try:
+            {bad}
+        except ValueError as exc:
+            print("construction failed:", exc, flush=True)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("construction failed:")
+    assert proc.stderr == ""

@@ -10,13 +10,14 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
+import traceback
 import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from woflo._runner import Runner
 
-__all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track"]
+__all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track", "untrack"]
 
 _lock = threading.RLock()  # shared_runner builds runners, which call track()
 _shared: dict[type[Any], tuple[object, Runner]] = {}
@@ -61,6 +62,11 @@ def track(runner: Runner) -> None:
     _live.add(runner)
 
 
+def untrack(runner: Runner) -> None:
+    """Forget ``runner``: its constructor failed after `track`, there is nothing to shut down."""
+    _live.discard(runner)
+
+
 def _shutdown_all() -> None:
     # Like the stdlib executors, let submitted work finish before exit; the
     # runners' own threads are daemons, so nothing else would wait for them.
@@ -68,7 +74,14 @@ def _shutdown_all() -> None:
     # the interpreter records the exception that ended it in sys.last_type.
     interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
     for runner in list(_live):
-        runner.shutdown(wait=True, stop_running=interrupted)
+        try:
+            runner.shutdown(wait=True, stop_running=interrupted)
+        except Exception as exc:
+            # One runner failing to close must not stop the others from
+            # finishing their runs: an exception here would end this hook,
+            # and the interpreter would kill the remaining runners' threads.
+            print(f"woflo: shutting down {runner!r} at exit failed:", file=sys.stderr)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
 
 
 def default_runner() -> Runner:

@@ -24,8 +24,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from woflo._errors import WorkerCrashed
-from woflo._policy import POLICY_OPTIONS
+from woflo._policy import POLICY_OPTIONS, Policy
 from woflo._runner import Attempt, Runner
+from woflo._shared import untrack
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -68,7 +69,11 @@ class DaskRunner(Runner):
 
     With no ``client`` and no ``address`` it starts a ``LocalCluster`` of
     worker processes (``processes=True``; extra keywords go to ``LocalCluster``)
-    and closes it at shutdown. With ``address=`` it connects a client to that
+    and closes it at shutdown. That cluster listens on the loopback interface
+    only (LocalCluster's default ``host``) and runs no dashboard unless
+    ``dashboard=True`` (on ``127.0.0.1:8787``) or a ``dashboard_address`` is
+    given; its scheduler's other HTTP routes (health, metrics) take a free
+    loopback port. With ``address=`` it connects a client to that
     scheduler, with ``client=`` it uses that client; either way the cluster is
     left running at shutdown (a client made from ``address`` is closed).
 
@@ -86,13 +91,16 @@ class DaskRunner(Runner):
     Args:
         client: a ``distributed.Client`` to use.
         address: a scheduler address to connect to (``"tcp://host:8786"``).
+        dashboard: serve the Dask dashboard of the LocalCluster this runner
+            starts, on ``127.0.0.1:8787`` (``runner.client.dashboard_link``).
         **kwargs: the policy options of `Runner` (``retries``, ``timeout``...);
             any other keyword is passed to ``LocalCluster``.
 
     Raises:
         ImportError: ``distributed`` is not installed.
         ValueError: ``client`` and ``address`` both given, or cluster keywords
-            with either.
+            (or ``dashboard``) with either.
+        OSError: ``address`` cannot be reached (Dask's connect timeout).
 
     Example:
         >>> from woflo import DaskRunner, WofloExecutor
@@ -103,7 +111,9 @@ class DaskRunner(Runner):
 
     runner_name = "dask"
 
-    def __init__(self, client: Any = None, *, address: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, client: Any = None, *, address: str | None = None, dashboard: bool = False, **kwargs: Any
+    ) -> None:
         distributed = _distributed()
         options = {k: v for k, v in kwargs.items() if k in POLICY_OPTIONS}
         cluster_kwargs = {k: v for k, v in kwargs.items() if k not in POLICY_OPTIONS}
@@ -121,28 +131,72 @@ class DaskRunner(Runner):
             raise ValueError(f"LocalCluster options {sorted(cluster_kwargs)} make no sense with client= or address=")
         if client is not None and not isinstance(client, distributed.Client):
             raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
-        super().__init__(**options)
-        self._cluster: Any = None
-        self._own_client = client is None
+        if dashboard and (client is not None or address is not None):
+            raise ValueError("dashboard=True is for the LocalCluster a DaskRunner starts, not with client= or address=")
+        # Check the policy before starting anything: a cluster started for a
+        # runner that then fails to build would be left behind.
+        Policy.build(**options)
+        cluster: Any = None
+        own_client = client is None
         if client is None and address is None:
             import dask
 
             cluster_kwargs.setdefault("processes", True)
+            # What woflo starts listens on the loopback interface only (the
+            # scheduler and workers already do: LocalCluster's host defaults
+            # to 127.0.0.1 for tcp) and serves no dashboard unless asked:
+            # Dask's default dashboard listens on every interface (0.0.0.0:8787).
+            if not cluster_kwargs["processes"]:
+                # Workers in this process talk inproc, so their HTTP server
+                # has no host to bind to and listens on every interface.
+                cluster_kwargs.setdefault("worker_dashboard_address", "127.0.0.1:0")
+            if dashboard:
+                cluster_kwargs.setdefault("dashboard_address", "127.0.0.1:8787")
+            elif "dashboard_address" not in cluster_kwargs:
+                # dashboard_address=None alone still has the scheduler serve its
+                # HTTP routes (health, metrics, info pages) on port 8787, with a
+                # warning when another cluster holds that port: a free port
+                # on the loopback interface instead, and no dashboard.
+                cluster_kwargs["dashboard_address"] = None
+                cluster_kwargs["scheduler_kwargs"] = {
+                    "dashboard": False,
+                    "dashboard_address": "127.0.0.1:0",
+                    **(cluster_kwargs.get("scheduler_kwargs") or {}),
+                }
             # woflo's policy decides about retries; Dask resubmitting a task
             # whose worker died would hide the crash and run it up to 4 times.
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                self._cluster = distributed.LocalCluster(**cluster_kwargs)
-            client = distributed.Client(self._cluster, set_as_default=False)
+                cluster = distributed.LocalCluster(**cluster_kwargs)
+            try:
+                client = distributed.Client(cluster, set_as_default=False)
+            except BaseException:
+                cluster.close()
+                raise
         elif client is None:
             client = distributed.Client(address, set_as_default=False)
-        self._client: Any = client
-        self._killed_worker: type[BaseException] = distributed.KilledWorker
-        self._done: queue.SimpleQueue[tuple[Attempt, Any] | None] = queue.SimpleQueue()
-        # Attempts whose done callback is registered and not yet collected.
-        self._lock_in_flight = threading.Lock()
-        self._in_flight = 0
-        self._collector = threading.Thread(target=self._collect, name=f"woflo-dask-results-{id(self):x}", daemon=True)
-        self._collector.start()
+        try:
+            super().__init__(**options)
+            self._cluster = cluster
+            self._own_client = own_client
+            self._client: Any = client
+            self._killed_worker: type[BaseException] = distributed.KilledWorker
+            self._done: queue.SimpleQueue[tuple[Attempt, Any] | None] = queue.SimpleQueue()
+            # Attempts whose done callback is registered and not yet collected.
+            self._lock_in_flight = threading.Lock()
+            self._in_flight = 0
+            self._collector = threading.Thread(
+                target=self._collect, name=f"woflo-dask-results-{id(self):x}", daemon=True
+            )
+            self._collector.start()
+        except BaseException:
+            # Half built: nothing for the exit hook to shut down, and what was
+            # started for this runner goes.
+            untrack(self)
+            if own_client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            raise
 
     @property
     def client(self) -> Any:

@@ -15,6 +15,7 @@ from woflo._errors import WorkerCrashed
 from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
+from woflo._shared import untrack
 from woflo._submit import submit_ahead, task_name, unwrap_task
 from woflo.runners.thread import check_initializer, check_max_workers
 
@@ -124,16 +125,20 @@ class ProcessRunner(Runner):
         super().__init__(**options)
         self._max_workers = workers
         self._start_method = start_method or "loky"
-        self._pool = WorkerPool(
-            workers,
-            start_method=None if start_method == "loky" else start_method,
-            initializer=initializer,
-            initargs=initargs,
-            max_tasks_per_child=max_tasks_per_child,
-            idle_timeout=idle_timeout,
-            on_start=self._on_start,
-            on_done=self._on_done,
-        )
+        try:
+            self._pool = WorkerPool(
+                workers,
+                start_method=None if start_method == "loky" else start_method,
+                initializer=initializer,
+                initargs=initargs,
+                max_tasks_per_child=max_tasks_per_child,
+                idle_timeout=idle_timeout,
+                on_start=self._on_start,
+                on_done=self._on_done,
+            )
+        except BaseException:
+            untrack(self)  # half built: nothing for the exit hook to shut down
+            raise
 
     @classmethod
     def _shared_instance(cls) -> ProcessRunner:
