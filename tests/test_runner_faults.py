@@ -438,3 +438,4 @@ def test_a_process_runner_that_failed_to_build_is_not_shut_down_at_exit(bad: str
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("construction failed:")
     assert proc.stderr == ""
+

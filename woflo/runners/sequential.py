@@ -34,7 +34,8 @@ class SequentialRunner(Runner):
     on the shared `SequentialRunner`) gets a finished run back, as any caller
     does: the nested submission runs inline, inside the task, so the task may
     use its result. (Retries, by contrast, queue up behind the attempt that
-    scheduled them rather than recursing.)
+    scheduled them rather than recursing.) ``shutdown(wait=True)`` inside a
+    task raises `RuntimeError` (it would wait for that very task).
 
     Example:
         >>> run = SequentialRunner(retries=1).submit(divmod, 7, 2)
@@ -65,7 +66,21 @@ class SequentialRunner(Runner):
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
     def _start(self, attempt: Attempt) -> None:
-        self._enqueue(lambda: self._run(attempt))
+        if attempt.number > 1:
+            # A retry: queued behind the step that scheduled it, not recursing.
+            self._enqueue(lambda: self._run(attempt))
+            return
+        # A new submission runs now, on a queue of its own, even when it comes
+        # from inside a task of this runner (or a callback called while it
+        # finishes a run): the caller may wait for its result, which a queued
+        # run would only get after the caller returned, that is never.
+        local = self._local
+        outer: deque[Callable[[], object]] | None = getattr(local, "pending", None)
+        local.pending = None
+        try:
+            self._enqueue(lambda: self._run(attempt))
+        finally:
+            local.pending = outer
 
     def _enqueue(self, step: Callable[[], object]) -> None:
         pending: deque[Callable[[], object]] | None = getattr(self._local, "pending", None)
@@ -97,17 +112,12 @@ class SequentialRunner(Runner):
             return
         started = time.monotonic()
         local = self._local
-        # While the task runs, a submission it makes to this runner runs
-        # inline at once (a fresh queue of its own), not after the task
-        # returns: the task may wait for its result, which would never come.
-        outer, local.pending = local.pending, None
+        # How many of this runner's tasks this thread is inside (see shutdown).
         local.depth = getattr(local, "depth", 0) + 1
         try:
             try:
                 value = attempt.fn(*attempt.args, **attempt.kwargs)
             finally:
-                # Before the report: a retry it schedules must queue as usual.
-                local.pending = outer
                 local.depth -= 1
         except Exception as exc:
             self._report(attempt, started, None, exc)
