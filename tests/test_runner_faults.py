@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 import woflo
 from woflo import AsyncRunner, BrokenThreadRunner, ProcessRunner, RunState, SequentialRunner, ThreadRunner
@@ -439,3 +440,125 @@ def test_a_process_runner_that_failed_to_build_is_not_shut_down_at_exit(bad: str
     assert proc.stdout.startswith("construction failed:")
     assert proc.stderr == ""
 
+
+# -- 6. cancel(): True only for a call that never started, and then it never runs ----------------
+
+
+def test_thread_cancel_of_a_queued_run_means_it_never_runs() -> None:
+    ran: list[str] = []
+    release = threading.Event()
+    runner = ThreadRunner(1)
+    try:
+        busy = runner.submit(lambda: release.wait(20) and ran.append("busy"))
+        queued = runner.submit(ran.append, "queued")
+        assert queued.cancel() is True
+        assert queued.cancelled() and queued.state is RunState.CANCELLED
+        release.set()
+        busy.result(timeout=20)
+    finally:
+        runner.shutdown(wait=True)  # the worker passed the cancelled run by
+    assert ran == ["busy"]
+    assert queued.attempts == []
+
+
+def test_thread_cancel_of_a_running_or_retrying_run_is_refused() -> None:
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def work() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(20)
+        if len(calls) == 1:
+            raise OSError("first attempt fails")
+        return "second"
+
+    runner = ThreadRunner(2, retries=1, retry_wait_time=600)
+    try:
+        run = runner.submit(work)
+        assert started.wait(20)
+        assert run.cancel() is False and run.running()
+        release.set()
+        wait_for(lambda: run.state is RunState.RETRYING, 20, "the retry wait (600 s: it never ends here)")
+        assert run.cancel() is False, "a run that has started is not cancellable, even between attempts"
+        assert run.stop() is True  # stop() is the way to end it
+    finally:
+        runner.shutdown(wait=True)
+    assert calls == [1]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "make", [lambda: ThreadRunner(3), lambda: AsyncRunner(max_concurrency=3)], ids=["thread", "async"]
+)
+def test_cancel_true_never_ran_cancel_false_ran_under_races(make: Any) -> None:
+    # Submit and cancel at once, while workers take runs: whatever cancel()
+    # answers, it is the truth.
+    ran: set[int] = set()
+    lock = threading.Lock()
+
+    def note(n: int) -> int:
+        with lock:
+            ran.add(n)
+        return n
+
+    runner = make()
+    answers: dict[int, tuple[Any, bool]] = {}
+    try:
+        for n in range(1500):
+            run = runner.submit(note, n)
+            answers[n] = (run, run.cancel() if n % 2 else False)
+    finally:
+        runner.shutdown(wait=True)
+    cancelled = {n for n, (_, said) in answers.items() if said}
+    assert cancelled, "no cancel() succeeded: the test exercised nothing"
+    assert not cancelled & ran, f"runs cancelled yet run: {sorted(cancelled & ran)[:10]}"
+    for n, (run, said) in answers.items():
+        if said:
+            assert run.cancelled() and run.attempts == []
+        else:
+            assert run.result(timeout=0) == n and n in ran
+
+
+def test_sequential_cancel_after_submit_is_refused_the_run_has_run() -> None:
+    ran: list[int] = []
+    runner = SequentialRunner()
+    run = runner.submit(ran.append, 1)
+    assert run.cancel() is False and not run.cancelled()
+    assert ran == [1]
+    runner.shutdown()
+
+
+def test_async_cancel_in_a_thread_keeps_the_stdlib_meaning_and_on_the_loop_asyncio_s() -> None:
+    ran: list[str] = []
+    with AsyncRunner(max_concurrency=1) as runner:
+        gate = asyncio.Event()
+        started = threading.Event()
+
+        async def holder() -> str:
+            started.set()
+            await gate.wait()
+            ran.append("holder")
+            return "held"
+
+        async def record(tag: str) -> str:
+            ran.append(tag)
+            return tag
+
+        held = runner.submit(holder)
+        assert started.wait(20)
+        queued = runner.submit(record, "queued")
+        # In a plain thread: the stdlib's meaning.
+        assert held.cancel() is False, "a running run is not cancellable from a thread"
+        assert queued.cancel() is True
+        # On the loop: asyncio's meaning, the running run is stopped.
+        stopped = asyncio.run_coroutine_threadsafe(_cancel_on_loop(held), runner.loop).result(timeout=20)
+        assert stopped is True and held.cancelled()
+        after = runner.submit(record, "after")
+        assert after.result(timeout=20) == "after"
+        runner.loop.call_soon_threadsafe(gate.set)
+    assert ran == ["after"], "neither the cancelled run nor the stopped one may go on"
+
+
+async def _cancel_on_loop(run: Any) -> bool:
+    return bool(run.cancel())
