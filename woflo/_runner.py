@@ -17,8 +17,11 @@ A concrete runner implements only `_start` (run one attempt) and, if it can,
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
 from types import FunctionType
@@ -28,7 +31,7 @@ import structlog
 import tenacity
 
 from woflo._attempt import Attempt
-from woflo._errors import AttemptTimeout, DeadlineExceeded
+from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
 from woflo._events import Emitter, events_switch
 from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
@@ -78,7 +81,15 @@ class Runner(Executor):
         self._shutdown = False
         self._closed = False
         self._active: set[TaskRun[Any]] = set()
-        self._scheduler = Scheduler(f"woflo-{self.runner_name}-timers", self._report_error)
+        self._scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
+        # What releases the threads and workers of a runner dropped without
+        # shutdown(), once it is unreachable, as the stdlib executors do. None
+        # of these may refer to the runner (nor may its threads: they hold
+        # weak references or none), or it would never be unreachable. A run
+        # refers to its runner, so a run still referenced keeps it working.
+        self._release_hooks: list[Callable[[], object]] = [functools.partial(self._scheduler.close, False)]
+        self._finalizer = weakref.finalize(self, _release, self._release_hooks)
+        self._finalizer.atexit = False  # at exit, _shared shuts runners down (waiting for their runs)
         track(self)
 
     # -- the Executor contract --------------------------------------------------
@@ -305,7 +316,8 @@ class Runner(Executor):
             if run._deadline_hit:
                 self._finish(run, None, self._deadline_error(run))
                 return
-            if run._policy.single_attempt:
+            if run._policy.single_attempt or isinstance(exc, BrokenRunner):
+                # A broken runner fails every later attempt too: never retried.
                 self._finish(run, None, exc)
                 return
         self._next(attempt, value, exc)
@@ -453,12 +465,37 @@ class Runner(Executor):
         with self._lock:
             first = not self._closed
             self._closed = True
+        if first:
+            self._finalizer.detach()  # closed here: nothing left to release when dropped
         if first or wait:
             self._scheduler.close(wait)
             self._close(wait)
 
-    def _report_error(self, exc: BaseException) -> None:
-        # An error inside woflo's own timer callbacks: say so through the
-        # event channel rather than kill the scheduler thread.
-        if structlog.is_configured():
-            structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
+    @staticmethod
+    def _report_error(exc: BaseException) -> None:
+        """Report an error inside woflo's own machinery (timer callbacks, worker set-up)."""
+        _report_error(exc)
+
+
+def _report_error(exc: BaseException) -> None:
+    # An error inside woflo's own timer callbacks: say so through the event
+    # channel rather than kill the scheduler thread. A function, not a method:
+    # the scheduler thread holds it and must not keep its runner alive.
+    if structlog.is_configured():
+        structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
+
+
+def _release(hooks: list[Callable[[], object]]) -> None:
+    # Called by the garbage collector, on whatever thread it ran, maybe one
+    # holding a lock that the hooks take (the scheduler's, the pool's): so the
+    # hooks run on a thread of their own.
+    with contextlib.suppress(RuntimeError):  # interpreter exiting: its exit hooks do it
+        threading.Thread(target=_run_hooks, args=(hooks,), name="woflo-release", daemon=True).start()
+
+
+def _run_hooks(hooks: list[Callable[[], object]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception as exc:
+            _report_error(exc)

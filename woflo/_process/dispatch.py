@@ -14,6 +14,7 @@ Runs on the manager thread only (see ``manager``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import pickle
@@ -63,14 +64,15 @@ class Dispatcher(PoolState):
         with self._lock:
             if not self._pending:
                 return
-            if self._broken is not None:
-                for job in self._pending:
-                    if not job.killed and self._table.pop(job.token, None) is job:
-                        out.append(("d", job.token, False, self._broken, None))
+            broken = self._broken
+            if broken is not None:
+                failed = [job.token for job in self._pending if not job.killed and self._table.pop(job.token, None) is job]
                 self._pending.clear()
+            elif self._shutdown and not self._drain:
                 return
-            if self._shutdown and not self._drain:
-                return
+        if broken is not None:  # errors made outside the lock: they unpickle the initializer's exception
+            out.extend(("d", token, False, broken(), None) for token in failed)
+            return
         # Start a worker per queued job that no idle worker will take, up to the
         # bound. Counted again after each start, outside the lock (starting a
         # process takes milliseconds): jobs submitted meanwhile must get workers
@@ -83,11 +85,7 @@ class Dispatcher(PoolState):
             try:
                 w = start_worker(self._ctx, self._sel, self._init, self._max_tasks, self._parent_fds())
             except Exception as err:
-                _log.exception("woflo: cannot start a worker process")
-                with self._lock:
-                    if not self._workers:
-                        self._broken = WorkerCrashed(f"cannot start a worker process: {err!r}")
-                        self._new = True
+                self._start_failed(err, out)
                 break
             with self._lock:
                 self._workers.append(w)
@@ -114,6 +112,24 @@ class Dispatcher(PoolState):
                     if job.killed:  # killed while being pickled
                         w.cancel(job.jid)
                 self._start_head(w, out, now)
+
+    def _start_failed(self, err: Exception, out: list[tuple[Any, ...]]) -> None:
+        # Most often a passing shortage (EMFILE: out of file descriptors,
+        # EAGAIN: out of processes), so the pool is not broken: the jobs that
+        # no live worker will take fail now, and the next submission tries to
+        # start a worker again.
+        what = errno.errorcode.get(err.errno, "") if isinstance(err, OSError) and err.errno else ""
+        msg = f"cannot start a worker process: {err!r}" + (f" ({what})" if what else "")
+        _log.warning("woflo: %s", msg, exc_info=err)
+        with self._lock:
+            if any(w.takes_jobs() for w in self._workers):
+                return  # they wait for the live workers instead
+            for job in self._pending:
+                if not job.killed and self._table.pop(job.token, None) is job:
+                    crashed = WorkerCrashed(msg)
+                    crashed.__cause__ = err
+                    out.append(("d", job.token, False, crashed, None))
+            self._pending.clear()
 
     def _more_jobs_than(self, n: int) -> bool:
         # Caller holds the lock. Killed jobs stay queued until dispatch skips

@@ -14,6 +14,7 @@ import itertools
 import os
 import selectors
 import signal
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -47,6 +48,8 @@ class Worker:
         self.budget = budget  # jobs it may still be sent (max_tasks_per_child)
         self.inflight: collections.deque[Any] = collections.deque()  # jobs sent, in order
         self.ready = False  # its initializer finished
+        self.born = time.monotonic()  # for the pool's worker_start_timeout
+        self.expired = False  # killed for not becoming ready in time: a failed start
         self.stopping = False  # asked to exit
         self.dead = False  # reaped
         self.idle_since = 0.0
@@ -214,10 +217,20 @@ class Worker:
 def start_worker(
     ctx: Any, sel: selectors.BaseSelector, init: bytes | None, max_tasks: int | None, parent_fds: list[int]
 ) -> Worker:
-    """Start one worker process through ``ctx`` and register its pipes with ``sel``."""
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
+    """Start one worker process through ``ctx`` and register its pipes with ``sel``.
+
+    Raises what starting a process raises (``OSError`` such as ``EMFILE`` when
+    the process is out of file descriptors); nothing is left open then.
+    """
+    opened: list[int] = []
+    try:
+        for _ in range(3):
+            opened += os.pipe()
+    except BaseException:
+        for fd in opened:  # a pipe made before the one that failed
+            os.close(fd)
+        raise
+    in_r, in_w, out_r, out_w, ctl_r, ctl_w = opened
     for fd in (in_w, out_r):
         _grow_pipe(fd)
     for fd in (in_w, out_r, ctl_w):

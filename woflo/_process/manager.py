@@ -21,9 +21,10 @@ import os
 import pickle
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
-from woflo._errors import SerializationError, WorkerCrashed
+from woflo._errors import BrokenProcessRunner, SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.dispatch import Dispatcher
 from woflo._process.handle import Worker
@@ -52,6 +53,22 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _init_failed(payload: bytes, pid: int) -> Callable[[], BaseException]:
+    """What a pool whose initializer failed fails every job with: a fresh error each time.
+
+    The initializer's exception (remote traceback attached) is the ``__cause__``,
+    unpickled anew for each error so that no two runs share an exception object.
+    """
+    msg = f"the worker initializer failed in worker pid {pid}: {wire.loads_exception(payload, 'the initializer')!r}"
+
+    def make() -> BaseException:
+        err = BrokenProcessRunner(msg)
+        err.__cause__ = wire.loads_exception(payload, "the initializer")
+        return err
+
+    return make
+
+
 class Manager(Dispatcher):
     """The manager thread's side of the pool; ``_run`` is the thread's target."""
 
@@ -63,7 +80,7 @@ class Manager(Dispatcher):
     def _run(self) -> None:
         try:
             while True:
-                timeout = self._idle_deadline()
+                timeout = self._next_deadline()
                 with self._lock:
                     self._awake = False
                     if self._new:
@@ -97,19 +114,36 @@ class Manager(Dispatcher):
             while os.read(self._wake_r, 4096):
                 pass
 
-    def _idle_deadline(self) -> float | None:
-        if self._idle_timeout is None:
+    def _next_deadline(self) -> float | None:
+        # Retires workers idle for idle_timeout and kills those not ready
+        # within start_timeout; returns the seconds until the next such event.
+        idle_timeout, start_timeout = self._idle_timeout, self._start_timeout
+        if idle_timeout is None and start_timeout is None:
             return None
         now = time.monotonic()
         deadline = None
         with self._lock:
             for w in self._workers:
-                if w.ready and not w.inflight and not w.stopping:
-                    left = w.idle_since + self._idle_timeout - now
+                if w.stopping or w.dead:
+                    continue
+                if w.ready:
+                    if idle_timeout is None or w.inflight:
+                        continue
+                    left = w.idle_since + idle_timeout - now
                     if left <= 0:
                         w.stop(self._sel)
-                    else:
-                        deadline = left if deadline is None else min(deadline, left)
+                        continue
+                elif start_timeout is not None and not w.expired:
+                    left = w.born + start_timeout - now
+                    if left <= 0:
+                        # A hanging initializer, or a process stopped (SIGSTOP)
+                        # while starting: it would hold its jobs forever.
+                        w.expired = True
+                        w.kill_group()
+                        continue
+                else:
+                    continue
+                deadline = left if deadline is None else min(deadline, left)
         return deadline if deadline is None else min(deadline, _MAX_WAIT)
 
     def _finished(self) -> bool:
@@ -117,7 +151,13 @@ class Manager(Dispatcher):
             if not self._shutdown or self._pending or self._taken:
                 return False
             for w in self._workers:
-                if not w.inflight:
+                if not w.ready:
+                    # Still starting, so it runs nothing; its initializer may
+                    # never end. Jobs it was sent can only be killed ones here
+                    # (live jobs keep _pending or the runner's shutdown waiting).
+                    if all(job.killed for job in w.inflight):
+                        w.kill_group()
+                elif not w.inflight:
                     w.stop(self._sel)
             return not self._workers
 
@@ -142,6 +182,7 @@ class Manager(Dispatcher):
             for kind, _jid, payload in frames:
                 if kind == wire.KIND_READY:
                     w.ready = True
+                    self._ready += 1
                     w.idle_since = now
                     self._startup_failures = 0
                 elif kind == wire.KIND_INIT_FAILED:
@@ -159,11 +200,10 @@ class Manager(Dispatcher):
         # Unpickling runs user code (__setstate__): never under the lock.
         for job, kind, payload in finished:
             if job is None:
-                exc = wire.loads_exception(payload, "the initializer")
-                err = WorkerCrashed(f"the worker initializer failed: {exc!r}", worker=w.pid)
-                err.__cause__ = exc
+                broken = _init_failed(payload, w.pid)
                 with self._lock:
-                    self._broken = self._broken or err
+                    if self._broken is None:
+                        self._broken = broken
                 continue
             ok = kind == wire.KIND_OK
             if ok:
@@ -194,16 +234,21 @@ class Manager(Dispatcher):
                     how = _describe_exit(exitcode)
                     msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
                     out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
-            elif not w.ready and self._broken is None and exitcode not in (-signal.SIGKILL, -signal.SIGTERM):
+            elif not w.ready and self._broken is None and (
+                w.expired or exitcode not in (-signal.SIGKILL, -signal.SIGTERM)
+            ):
                 # A worker killed from outside while starting says nothing about
-                # the pool; one that keeps crashing while starting would loop forever.
+                # the pool; one that keeps failing to start would loop forever.
                 self._startup_failures += 1
                 if self._startup_failures >= _MAX_STARTUP_FAILURES:
-                    self._broken = WorkerCrashed(
-                        f"{self._startup_failures} workers in a row died while starting (last: exit code {exitcode})",
-                        exitcode=exitcode,
-                        worker=w.pid,
-                    )
+                    if w.expired:
+                        why = f"the last was not ready within worker_start_timeout={self._start_timeout:g}s"
+                    else:
+                        why = f"the last died with {_describe_exit(exitcode)}"
+                    msg = f"{self._startup_failures} worker processes in a row failed to start ({why})"
+                    self._broken = lambda: BrokenProcessRunner(msg)
+            if w.ready:
+                self._ready -= 1
             for job in reversed(jobs):  # never started: back to the front, in order
                 job.state = PENDING
                 job.started = False

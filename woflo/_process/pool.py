@@ -49,11 +49,15 @@ class WorkerPool(Manager):
         start_method: ``None`` for loky's ``"loky"`` (fork+exec), or ``"spawn"``,
             ``"forkserver"``, ``"fork"``.
         initializer: run with ``initargs`` in each new worker. If it raises, the
-            pool is broken: every queued and later job fails with WorkerCrashed
-            whose ``__cause__`` is the initializer's exception.
+            pool is broken: every queued job fails with `BrokenProcessRunner`
+            whose ``__cause__`` is the initializer's exception, and so does
+            every later ``submit`` (it raises). Three workers in a row that die
+            (or time out) while starting break the pool the same way.
         max_tasks_per_child: a worker exits after this many jobs; a new one
             replaces it when there is work.
         idle_timeout: retire a worker idle this many seconds (None: keep it).
+        start_timeout: kill a worker not ready (initializer done) this many
+            seconds after its start, and count it as a failed start (None: wait).
         on_start: ``(token, pid)``, the pool's estimate that the job began.
         on_done: ``(token, ok, value_or_exception, pid)``; pid is None when the
             job never reached a worker.
@@ -71,6 +75,7 @@ class WorkerPool(Manager):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         idle_timeout: float | None = None,
+        start_timeout: float | None = None,
         on_start: Callable[[object, int], None],
         on_done: Callable[[object, bool, Any, int | None], None],
     ) -> None:
@@ -80,6 +85,8 @@ class WorkerPool(Manager):
             raise ValueError("max_tasks_per_child must be >= 1")
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0")
+        if start_timeout is not None and not start_timeout > 0:
+            raise ValueError("start_timeout must be > 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if start_method == "fork":
@@ -95,6 +102,7 @@ class WorkerPool(Manager):
             max_workers=max_workers,
             max_tasks=max_tasks_per_child,
             idle_timeout=idle_timeout,
+            start_timeout=start_timeout,
             on_start=on_start,
             on_done=on_done,
         )
@@ -107,20 +115,26 @@ class WorkerPool(Manager):
 
         Raises:
             RuntimeError: after ``shutdown``.
+            BrokenProcessRunner: the pool gave up starting workers (a fresh
+                error each call).
             ValueError: ``token`` already names a live job.
         """
         job = Job(token, fn, args, kwargs)
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if token in self._table:
-                raise ValueError(f"token {token!r} is already in use")
-            self._table[token] = job
-            self._pending.append(job)
-            self._new = True
-            if not self._awake:
-                self._awake = True
-                self._poke()
+            broken = self._broken
+            if broken is None:
+                if token in self._table:
+                    raise ValueError(f"token {token!r} is already in use")
+                self._table[token] = job
+                self._pending.append(job)
+                self._new = True
+                if not self._awake:
+                    self._awake = True
+                    self._poke()
+                return
+        raise broken()  # made outside the lock: it unpickles the initializer's exception
 
     def kill(self, token: object) -> bool:
         """Drop a queued job or SIGKILL the worker running it (and its process group).
@@ -180,6 +194,19 @@ class WorkerPool(Manager):
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
         return dropped
+
+    @property
+    def broken(self) -> Callable[[], BaseException] | None:
+        """``None``, or once the pool gave up starting workers, what makes its error."""
+        return self._broken
+
+    @property
+    def starting(self) -> bool:
+        """No worker is ready: a job queued now waits for a worker to start.
+
+        Read without the lock: a hint, exact only on the manager thread.
+        """
+        return self._ready <= 0
 
     @property
     def pids(self) -> list[int]:

@@ -57,6 +57,7 @@ class PoolState:
         max_workers: int,
         max_tasks: int | None,
         idle_timeout: float | None,
+        start_timeout: float | None,
         on_start: Callable[[object, int], None],
         on_done: Callable[[object, bool, Any, int | None], None],
     ) -> None:
@@ -66,6 +67,7 @@ class PoolState:
         self._max_workers = max_workers
         self._max_tasks = max_tasks
         self._idle_timeout = idle_timeout
+        self._start_timeout = start_timeout  # a worker not ready by then is killed: a failed start
         self._on_start = on_start
         self._on_done = on_done
 
@@ -76,7 +78,11 @@ class PoolState:
         self._workers: list[Worker] = []
         self._shutdown = False
         self._drain = False
-        self._broken: BaseException | None = None
+        # Set once the pool gives up starting workers: makes the error every
+        # later job fails with, a fresh one each time (one exception object
+        # raised in many threads grows one shared traceback: CPython gh-101267).
+        self._broken: Callable[[], BaseException] | None = None
+        self._ready = 0  # live workers whose initializer finished; read without the lock as a hint
         self._awake = False  # the manager will look at the queue without a poke
         self._new = False  # submissions since the manager last looked
         # Manager thread only.

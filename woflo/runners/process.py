@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import loky
 
-from woflo._errors import WorkerCrashed
+from woflo._errors import AttemptTimeout, WorkerCrashed
 from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
 from woflo._submit import submit_ahead, task_name, unwrap_task
+from woflo._taskrun import TaskRun
 from woflo.runners.thread import check_initializer, check_max_workers
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ START_METHODS = frozenset({"loky", "spawn", "forkserver", "fork"})
 
 #: How long a worker of the shared ``@task`` runner may stay idle before it exits.
 SHARED_IDLE_TIMEOUT_S = 10.0
+
+#: The default ``worker_start_timeout``: how long a new worker may take to be
+#: ready (interpreter start, imports, the initializer) before it is killed.
+WORKER_START_TIMEOUT_S = 60.0
 
 
 def _take(items: Iterator[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
@@ -58,6 +63,29 @@ def check_idle_timeout(idle_timeout: float | None) -> float | None:
     if math.isnan(idle_timeout) or idle_timeout <= 0:
         raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
     return None if math.isinf(idle_timeout) else float(idle_timeout)
+
+
+def _job_started(token: object, pid: int) -> None:
+    # The pool's callbacks are plain functions of the attempt, never bound
+    # methods of the runner: the pool's manager thread must not keep the
+    # runner alive (see Runner's release when unreachable).
+    attempt: Attempt = token  # type: ignore[assignment]
+    timer = attempt.timer
+    if timer is not None:
+        timer.cancel()  # its wait for a worker to start is over; begin() arms its own timeout
+    # A run cancelled after its attempt was sent still runs there; its
+    # result is then ignored, which is cheaper than killing the worker.
+    attempt.begin(pid)
+
+
+def _job_done(token: object, ok: bool, value: Any, pid: int | None) -> None:
+    attempt: Attempt = token  # type: ignore[assignment]
+    if ok:
+        attempt.succeed(value)
+    elif isinstance(value, WorkerCrashed):
+        attempt.fail(value, outcome="crashed")
+    else:
+        attempt.fail(value)
 
 
 def default_task_workers() -> int:
@@ -92,7 +120,31 @@ class ProcessRunner(Runner):
         max_tasks_per_child: replace a worker after this many attempts.
         idle_timeout: a worker idle this many seconds exits (``None`` or
             ``math.inf``: never). Any finite number of seconds works.
+        worker_start_timeout: a new worker that is not ready this many seconds
+            after its start (a hanging ``initializer``, a process stopped
+            with SIGSTOP) is killed; this counts as a failed start (default
+            60 s; ``None``: wait for ever).
         **options: the policy options of `woflo.Runner`.
+
+    A failing ``initializer``, or three workers in a row that die or time out
+    while starting, break the runner: the runs waiting for a worker fail with
+    `woflo.BrokenProcessRunner` (the initializer's exception is its
+    ``__cause__``), never retried, and so does every later ``submit`` (it
+    raises), as with a broken ``ProcessPoolExecutor``. A start that fails for
+    want of resources (``EMFILE``, ``EAGAIN``) does not break it: the runs
+    that no live worker will take fail with `woflo.WorkerCrashed`, and the
+    next submission tries again.
+
+    An attempt submitted while no worker is ready (all are starting) counts
+    its ``timeout`` from submission: if no worker has started it by then, it
+    fails with `woflo.AttemptTimeout` (retryable like any timeout). Once it
+    starts, its timeout counts afresh from its start, as always. An attempt
+    merely queued behind busy workers waits without a timeout, as in the
+    stdlib; the run's ``deadline`` counts from submission in every case.
+
+    A runner dropped without `shutdown` releases its workers once it is
+    unreachable, as ``ProcessPoolExecutor`` does; a run keeps its runner
+    reachable (`TaskRun.runner`), so a referenced run always finishes.
 
     Example:
         >>> with ProcessRunner(max_workers=2, retries=2, timeout=60) as ex:
@@ -111,6 +163,7 @@ class ProcessRunner(Runner):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         idle_timeout: float | None = None,
+        worker_start_timeout: float | None = WORKER_START_TIMEOUT_S,
         **options: Unpack[PolicyOptions],
     ) -> None:
         workers = check_max_workers(int(loky.cpu_count()) if max_workers is None else max_workers)
@@ -122,6 +175,11 @@ class ProcessRunner(Runner):
             raise TypeError("max_tasks_per_child must be an int or None")
         initargs = check_initializer(initializer, initargs)
         idle_timeout = check_idle_timeout(idle_timeout)
+        if worker_start_timeout is not None:
+            if isinstance(worker_start_timeout, bool) or not isinstance(worker_start_timeout, (int, float)):
+                raise TypeError("worker_start_timeout must be a number of seconds or None")
+            if not worker_start_timeout > 0 or worker_start_timeout == float("inf"):
+                raise ValueError(f"worker_start_timeout must be > 0 and finite, not {worker_start_timeout!r}")
         super().__init__(**options)
         self._max_workers = workers
         self._start_method = start_method or "loky"
@@ -133,12 +191,14 @@ class ProcessRunner(Runner):
                 initargs=initargs,
                 max_tasks_per_child=max_tasks_per_child,
                 idle_timeout=idle_timeout,
-                on_start=self._on_start,
-                on_done=self._on_done,
+                start_timeout=worker_start_timeout,
+                on_start=_job_started,
+                on_done=_job_done,
             )
         except BaseException:
             untrack(self)  # half built: nothing for the exit hook to shut down
             raise
+        self._release_hooks.append(functools.partial(self._pool.shutdown, False))
 
     @classmethod
     def _shared_instance(cls) -> ProcessRunner:
@@ -185,23 +245,40 @@ class ProcessRunner(Runner):
         end = None if timeout is None else time.monotonic() + timeout
         return itertools.chain.from_iterable(submit_ahead(submissions, buffersize, end))
 
+    def _submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        policy: Policy,
+        name: str | None,
+    ) -> TaskRun[Any]:
+        broken = self._pool.broken
+        if broken is not None:  # as the stdlib: a broken pool refuses work at the call
+            raise broken()
+        return super()._submit(fn, args, kwargs, policy, name)
+
     def _start(self, attempt: Attempt) -> None:
-        self._pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
+        pool = self._pool
+        if pool.starting:
+            timeout = attempt.run._policy.timeout
+            if timeout is not None:
+                # It waits for a worker to start (a fresh runner, or every worker
+                # crashed): an initializer that hangs must not hold it for ever.
+                # Armed before the job is queued, so _job_started always sees it.
+                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._start_timed_out(attempt))
+        pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
 
-    def _on_start(self, token: object, pid: int) -> None:
-        attempt: Attempt = token  # type: ignore[assignment]
-        # A run cancelled after its attempt was sent still runs there; its
-        # result is then ignored, which is cheaper than killing the worker.
-        attempt.begin(pid)
-
-    def _on_done(self, token: object, ok: bool, value: Any, pid: int | None) -> None:
-        attempt: Attempt = token  # type: ignore[assignment]
-        if ok:
-            attempt.succeed(value)
-        elif isinstance(value, WorkerCrashed):
-            attempt.fail(value, outcome="crashed")
-        else:
-            attempt.fail(value)
+    def _start_timed_out(self, attempt: Attempt) -> None:
+        if attempt.started is not None or not self._claim(attempt):
+            return  # it started meanwhile: its own timeout counts now
+        self._stop(attempt)
+        timeout = attempt.run._policy.timeout
+        exc = AttemptTimeout(
+            f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"
+            " waiting for a worker process to start"
+        )
+        self._settled(attempt, "timed_out", None, exc)
 
     def _stop(self, attempt: Attempt) -> None:
         self._pool.kill(attempt)
