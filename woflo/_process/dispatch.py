@@ -66,7 +66,9 @@ class Dispatcher(PoolState):
                 return
             broken = self._broken
             if broken is not None:
-                failed = [job.token for job in self._pending if not job.killed and self._table.pop(job.token, None) is job]
+                failed = [
+                    job.token for job in self._pending if not job.killed and self._table.pop(job.token, None) is job
+                ]
                 self._pending.clear()
             elif self._shutdown and not self._drain:
                 return

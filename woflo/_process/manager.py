@@ -234,8 +234,10 @@ class Manager(Dispatcher):
                     how = _describe_exit(exitcode)
                     msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
                     out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
-            elif not w.ready and self._broken is None and (
-                w.expired or exitcode not in (-signal.SIGKILL, -signal.SIGTERM)
+            elif (
+                not w.ready
+                and self._broken is None
+                and (w.expired or exitcode not in (-signal.SIGKILL, -signal.SIGTERM))
             ):
                 # A worker killed from outside while starting says nothing about
                 # the pool; one that keeps failing to start would loop forever.
