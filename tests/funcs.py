@@ -71,3 +71,58 @@ def crash(how: str) -> None:
     elif how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError(f"still alive after {how}")
+
+
+def leave_runner_open(n: int = 1) -> list[int]:
+    """Start a ProcessRunner, use it, drop it without shutdown; return its worker pids."""
+    from woflo import ProcessRunner
+
+    inner = ProcessRunner(n)
+    runs = [inner.submit(add, i, 1) for i in range(n)]
+    assert [r.result(60) for r in runs] == [i + 1 for i in range(n)]
+    inner._keep_alive_for_test = runs  # type: ignore[attr-defined]
+    _LEFT_OPEN.append(inner)  # referenced: only the worker's exit may end it
+    return inner.worker_pids
+
+
+_LEFT_OPEN: list[object] = []
+
+
+def call_task_inside(x: int) -> tuple[int, list[int]]:
+    """Call a default ``@task`` (the shared ProcessRunner) from inside a task."""
+    import woflo.runners.process
+    from woflo import task
+    from woflo._shared import default_runner
+
+    # Workers idle this long would hold this worker's exit as long (it was 10 s).
+    woflo.runners.process.SHARED_IDLE_TIMEOUT_S = 600
+    value = task(add)(x, 1).result(60)
+    return value, default_runner().worker_pids  # type: ignore[attr-defined]
+
+
+def init_then_hang(pid_file: str) -> None:
+    """An initializer that says it started (writes its pid to ``pid_file``), then never returns."""
+    Path(pid_file + ".tmp").write_text(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
+    while True:
+        time.sleep(3600)
+
+
+def init_exits() -> None:
+    """An initializer that kills its worker process while it starts."""
+    os._exit(5)
+
+
+def init_fails(message: str = "no database") -> None:
+    raise RuntimeError(message)
+
+
+def spawn_sleeper(pid_file: str) -> int:
+    """Start ``sleep 600`` (the task's own child), write its pid to ``pid_file``, then block."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "600"])
+    Path(pid_file + ".tmp").write_text(str(child.pid))
+    os.replace(pid_file + ".tmp", pid_file)
+    time.sleep(600)
+    return child.pid

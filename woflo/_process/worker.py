@@ -49,20 +49,21 @@ def _kill_self() -> None:
 
 
 def _watchdog(ctl_fd: int, state: _State, ppid: int) -> None:
-    """Apply cancels; exit when the parent is gone (EOF on control, or reparented)."""
+    """Apply cancels; when the parent is gone (EOF on control, or reparented), end
+    this worker and its process group, so the processes its task started go too."""
     buf = b""
     while True:
         ready, _, _ = select.select([ctl_fd], [], [], 1.0)
         if not ready:
             if os.getppid() != ppid:  # backstop when a sibling holds the pipe open
-                os._exit(1)
+                _kill_self()
             continue
         try:
             data = os.read(ctl_fd, 4096)
         except OSError:
             data = b""
         if not data:
-            os._exit(1)
+            _kill_self()
         buf += data
         while len(buf) >= wire.CTL.size:
             (jid,) = wire.CTL.unpack_from(buf)
@@ -142,6 +143,41 @@ def worker_main(*args: Any) -> None:
         _serve(*args)
     except (BrokenPipeError, ConnectionResetError):
         sys.exit(1)  # the parent closed our pipes: it is gone or killed us on purpose
+    finally:
+        _end_leftovers()
+
+
+_LEFTOVER_JOIN_S = 5.0
+
+
+def _end_leftovers() -> None:
+    """End the processes this worker's tasks left behind, so that it can exit.
+
+    ``multiprocessing`` joins a process's non-daemon children when its target
+    returns, before the atexit hooks that would shut down a runner left open:
+    the workers of a `ProcessRunner` a task dropped without ``shutdown`` (or of
+    the shared runner of a ``@task`` called inside a task, idle for 10 s before
+    its workers leave) would keep this worker from exiting (pebble #76). Pools
+    of this process are shut down first (their running jobs killed, and no
+    replacement started), then what is left is killed: the reaper would kill
+    this worker's process group anyway.
+    """
+    import multiprocessing
+
+    from woflo._process import pool
+
+    pools = list(pool._live_pools)
+    for p in pools:
+        with contextlib.suppress(Exception):
+            p.shutdown(wait=False, kill=True)
+    for p in pools:
+        p._thread.join(_LEFTOVER_JOIN_S)
+    children = multiprocessing.active_children()
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.kill()
+    for child in children:
+        child.join(_LEFTOVER_JOIN_S)
 
 
 def _serve(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,12 @@ def check_initializer(initializer: Callable[..., object] | None, initargs: Itera
         return tuple(initargs)
     except TypeError:
         raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__}") from None
+
+
+def _wake_all(jobs: queue.SimpleQueue[Attempt | None], n: int) -> None:
+    # A dropped runner's release: every idle thread takes a None and exits.
+    for _ in range(n):
+        jobs.put(None)
 
 
 class ThreadRunner(Runner):
@@ -115,6 +123,7 @@ class ThreadRunner(Runner):
         self._abandoned: set[threading.Thread] = set()
         self._pool_lock = threading.Lock()
         self._count = 0
+        self._release_hooks.append(functools.partial(_wake_all, self._queue, self._max_workers))
 
     @property
     def max_workers(self) -> int:
@@ -180,12 +189,23 @@ class ThreadRunner(Runner):
             ):
                 return
             self._count += 1
-            thread = threading.Thread(target=self._work, name=f"{self._prefix}_{self._count}", daemon=True)
+            # The thread holds a weak reference to its runner (and the queue), so
+            # a runner dropped without shutdown() can be released (see Runner).
+            thread = threading.Thread(
+                target=ThreadRunner._work,
+                args=(weakref.ref(self), self._queue),
+                name=f"{self._prefix}_{self._count}",
+                daemon=True,
+            )
             self._threads.add(thread)
         thread.start()
 
-    def _work(self) -> None:
+    @staticmethod
+    def _work(ref: weakref.ref[ThreadRunner], jobs: queue.SimpleQueue[Attempt | None]) -> None:
         me = threading.current_thread()
+        self = ref()
+        if self is None:
+            return
         if self._initializer is not None:
             try:
                 self._initializer(*self._initargs)
@@ -197,7 +217,8 @@ class ThreadRunner(Runner):
                 self._report_error(exc)
                 self._fail_queued()
                 return
-        get, name = self._queue.get, me.name
+        del self  # never held while waiting for work: a runner may be dropped meanwhile
+        get, name = jobs.get, me.name
         while True:
             attempt = get()
             if attempt is None:
@@ -213,6 +234,9 @@ class ThreadRunner(Runner):
                     attempt.handle = None
                     attempt.succeed(value)
             del attempt
+            self = ref()
+            if self is None:
+                return  # the runner was dropped and released
             if me in self._abandoned:
                 # Replaced while stuck in a timed-out or stopped attempt.
                 with self._pool_lock:
@@ -220,8 +244,11 @@ class ThreadRunner(Runner):
                     self._threads.discard(me)
                 return
             self._idle.append(None)
-        with self._pool_lock:
-            self._threads.discard(me)
+            del self
+        self = ref()
+        if self is not None:
+            with self._pool_lock:
+                self._threads.discard(me)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """Stop taking work; see `Runner.shutdown`.
