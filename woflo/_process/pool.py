@@ -16,6 +16,7 @@ Only the methods defined here run on the callers' threads.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -106,6 +107,7 @@ class WorkerPool(Manager):
             on_start=on_start,
             on_done=on_done,
         )
+        self._pid = os.getpid()  # a "fork" worker inherits a copy of this pool: not its own
         self._thread = threading.Thread(target=self._run, name="woflo-pool-manager", daemon=True)
         self._thread.start()
         _live_pools.add(self)

@@ -166,7 +166,8 @@ def _end_leftovers() -> None:
 
     from woflo._process import pool
 
-    pools = list(pool._live_pools)
+    # Only pools made here: a "fork" worker holds copies of its parent's.
+    pools = [p for p in list(pool._live_pools) if p._pid == os.getpid()]
     for p in pools:
         with contextlib.suppress(Exception):
             p.shutdown(wait=False, kill=True)
