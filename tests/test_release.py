@@ -77,11 +77,13 @@ def test_a_dropped_runner_with_a_retry_waiting_finishes_it(tmp_path: Path) -> No
 @pytest.mark.timeout(60)
 def test_dropped_thread_runners_release_their_threads() -> None:
     before = woflo_threads()
+    seen: set[threading.Thread] = set()
     for _ in range(10):
         r = ThreadRunner(2, timeout=30)
         assert list(r.map(funcs.add, range(4), range(4))) == [0, 2, 4, 6]
+        seen |= woflo_threads() - before  # its workers are named woflo-thread-...
     del r
-    threads = list(woflo_threads() - before)  # its workers are named woflo-thread-...
+    threads = list(seen)
     assert threads
     gc.collect()
     wait_for(lambda: not alive(threads), 30, "the dropped runners' threads to end")

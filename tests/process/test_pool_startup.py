@@ -98,7 +98,7 @@ def test_timeout_fires_while_waiting_for_a_hanging_initializer(tmp_path: Path) -
     run = r.submit(funcs.add, 1)
     err = run.exception(30)
     assert isinstance(err, AttemptTimeout), repr(err)
-    assert "waiting for a worker process to start" in str(err)
+    assert "waiting for the worker initializer to finish" in str(err)
     assert [a.outcome for a in run.attempts] == ["timed_out"]
     pid = read_pid(tmp_path / "pid")
     r.shutdown(wait=True, stop_running=True)

@@ -49,6 +49,7 @@ class Worker:
         self.inflight: collections.deque[Any] = collections.deque()  # jobs sent, in order
         self.ready = False  # its initializer finished
         self.born = time.monotonic()  # for the pool's worker_start_timeout
+        self.init_since: float | None = None  # when its initializer began
         self.expired = False  # killed for not becoming ready in time: a failed start
         self.stopping = False  # asked to exit
         self.dead = False  # reaped

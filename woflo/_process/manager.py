@@ -185,6 +185,8 @@ class Manager(Dispatcher):
                     self._ready += 1
                     w.idle_since = now
                     self._startup_failures = 0
+                elif kind == wire.KIND_INITIALIZING:
+                    w.init_since = now
                 elif kind == wire.KIND_INIT_FAILED:
                     finished.append((None, kind, payload))
                 else:

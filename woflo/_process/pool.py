@@ -210,6 +210,25 @@ class WorkerPool(Manager):
         """
         return self._ready <= 0
 
+    def waiting_since(self) -> float | None:
+        """When the wait for a worker began, as far as the initializer is to blame.
+
+        ``None`` while a worker is ready (a queued job waits for busy workers,
+        not for a start) or while no starting worker has begun its initializer
+        yet (the interpreter is starting); otherwise the earliest
+        ``time.monotonic()`` at which a starting worker began its initializer.
+        """
+        with self._lock:
+            if self._ready > 0:
+                return None
+            starts = [w.init_since for w in self._workers if not w.dead and w.init_since is not None]
+            return min(starts) if starts else None
+
+    @property
+    def has_initializer(self) -> bool:
+        """Whether new workers run an initializer before taking jobs."""
+        return self._init is not None
+
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""

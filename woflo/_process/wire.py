@@ -35,6 +35,7 @@ __all__ = [
     "META_LEN",
     "KIND_EXC",
     "KIND_INIT_FAILED",
+    "KIND_INITIALIZING",
     "KIND_OK",
     "KIND_READY",
     "KIND_SKIPPED",
@@ -63,6 +64,7 @@ KIND_EXC = 1
 KIND_SKIPPED = 2  # the job was cancelled before it started
 KIND_READY = 3  # the worker finished its initializer and takes jobs
 KIND_INIT_FAILED = 4  # payload is an exception frame; the worker exits after it
+KIND_INITIALIZING = 5  # the worker is up and runs the initializer now (sent only when there is one)
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 

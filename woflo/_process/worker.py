@@ -200,6 +200,9 @@ def _serve(
     threading.Thread(target=_watchdog, args=(ctl_fd, state, os.getppid()), daemon=True, name="woflo-watchdog").start()
 
     if init is not None:
+        # The parent charges the initializer's time, not the interpreter's
+        # start, to the timeout of the attempts waiting for this worker.
+        _send(out_fd, wire.KIND_INITIALIZING, 0)
         try:
             initializer, initargs = pickle.loads(init)
             initializer(*initargs)

@@ -135,12 +135,17 @@ class ProcessRunner(Runner):
     that no live worker will take fail with `woflo.WorkerCrashed`, and the
     next submission tries again.
 
-    An attempt submitted while no worker is ready (all are starting) counts
-    its ``timeout`` from submission: if no worker has started it by then, it
-    fails with `woflo.AttemptTimeout` (retryable like any timeout). Once it
-    starts, its timeout counts afresh from its start, as always. An attempt
-    merely queued behind busy workers waits without a timeout, as in the
-    stdlib; the run's ``deadline`` counts from submission in every case.
+    With an ``initializer``, an attempt that waits while no worker is ready
+    (all are starting: a fresh runner, or every worker crashed) has the time
+    the initializer runs counted against its ``timeout``: if the initializer
+    has not finished ``timeout`` seconds after it began (or after the
+    submission, if later), the attempt fails with `woflo.AttemptTimeout`
+    (retryable like any timeout). The interpreter's own start is not counted,
+    so a cold pool does not fail short timeouts. Once the attempt starts, its
+    timeout counts afresh from its start, as always. An attempt merely queued
+    behind busy workers waits without a timeout, as in the stdlib; the run's
+    ``deadline`` counts from submission in every case; ``worker_start_timeout``
+    bounds every start.
 
     A runner dropped without `shutdown` releases its workers once it is
     unreachable, as ``ProcessPoolExecutor`` does; a run keeps its runner
@@ -260,23 +265,42 @@ class ProcessRunner(Runner):
 
     def _start(self, attempt: Attempt) -> None:
         pool = self._pool
-        if pool.starting:
+        if pool.starting and pool.has_initializer:
             timeout = attempt.run._policy.timeout
             if timeout is not None:
                 # It waits for a worker to start (a fresh runner, or every worker
                 # crashed): an initializer that hangs must not hold it for ever.
                 # Armed before the job is queued, so _job_started always sees it.
-                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._start_timed_out(attempt))
+                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._check_wait(attempt))
         pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
 
-    def _start_timed_out(self, attempt: Attempt) -> None:
+    def _check_wait(self, attempt: Attempt) -> None:
+        """The attempt waited ``timeout`` for a worker: fail it if the initializer is to blame.
+
+        Runs on the timer thread. The time the initializer of a starting worker
+        has run counts against the timeout; the interpreter's own start does
+        not (a cold pool on a loaded machine must not fail short timeouts), and
+        neither does a wait for busy workers once one is ready.
+        """
+        if attempt.started is not None or attempt.settled:
+            return
+        timeout = attempt.run._policy.timeout
+        assert timeout is not None
+        since = self._pool.waiting_since()
+        if since is None:
+            if self._pool.starting:  # no initializer began yet: look again later
+                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._check_wait(attempt))
+            return
+        left = since + timeout - time.monotonic()
+        if left > 0:
+            attempt.timer = self._arm_timer("timeout", left, lambda: self._check_wait(attempt))
+            return
         if attempt.started is not None or not self._claim(attempt):
             return  # it started meanwhile: its own timeout counts now
         self._stop(attempt)
-        timeout = attempt.run._policy.timeout
         exc = AttemptTimeout(
             f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"
-            " waiting for a worker process to start"
+            " waiting for the worker initializer to finish"
         )
         self._settled(attempt, "timed_out", None, exc)
 
