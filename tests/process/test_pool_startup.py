@@ -147,12 +147,12 @@ def test_worker_start_timeout_kills_a_worker_never_ready(tmp_path: Path) -> None
     )
     try:
         run = r.submit(funcs.add, 1)
-        first = read_pid(tmp_path / "pid")
         err = run.exception(45)  # no timeout, no deadline: the start timeout ends it
         assert isinstance(err, BrokenProcessRunner), repr(err)
         assert "worker_start_timeout=0.3s" in str(err)
         assert len(run.attempts) == 1
-        wait_gone(first)
+        if (tmp_path / "pid").exists():  # on a loaded machine a worker may be killed before its initializer
+            wait_gone(int((tmp_path / "pid").read_text()))
     finally:
         r.shutdown(wait=True)
     assert r.worker_pids == []
