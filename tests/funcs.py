@@ -211,3 +211,12 @@ class CallCounter:
 
 def raise_runtime_error_123() -> None:
     raise RuntimeError(123)  # the line the remote traceback must show
+
+
+def segfault_after(seconds: float) -> None:
+    time.sleep(seconds)
+    segfault()
+
+
+def segfault_with_data(data: object) -> None:
+    segfault()
