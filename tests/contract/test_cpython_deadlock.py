@@ -16,7 +16,7 @@ from typing import Any
 import funcs
 import pytest
 from cpython_helpers import is_process, kinds, run_script
-from runners import RUNNER_KINDS, RunnerKind
+from runners import RUNNER_KINDS
 
 from woflo import SerializationError
 
