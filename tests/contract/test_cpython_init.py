@@ -54,6 +54,8 @@ def test_failing_initializer(make: Any, kind: RunnerKind) -> None:
             run.result(timeout=10)  # a runner that never starts a worker must not leave it pending
         # Better than the stdlib, which only logs it: the initializer's error is the cause.
         assert "error in initializer" in repr(info.value.__cause__) + str(info.value)
+        # The stdlib's words ("A thread initializer failed, the thread pool is not usable anymore").
+        assert "initializer failed" in str(info.value)
     # From now on, submit fails at the call.
     with pytest.raises(expected):
         ex.submit(funcs.get_init_status)
