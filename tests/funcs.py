@@ -104,7 +104,8 @@ def block_then_raise(started: str, release: str) -> None:
 
 def sleep_and_print(seconds: float, message: str) -> None:
     time.sleep(seconds)
-    print(message)
+    # One write: workers printing at once share the fd, and must not interleave.
+    sys.stdout.write(message + "\n")
     sys.stdout.flush()
 
 
