@@ -126,3 +126,151 @@ def spawn_sleeper(pid_file: str) -> int:
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(600)
     return child.pid
+# -- for the port of CPython's test_concurrent_futures (tests/contract/test_cpython_*.py)
+
+
+def capture(*args: object, **kwargs: object) -> tuple[tuple[object, ...], dict[str, object]]:
+    return args, kwargs
+
+
+class MyObject:
+    """Something to hold a weak reference to."""
+
+    def my_method(self) -> None:
+        pass
+
+
+def make_dummy_object(_: object) -> MyObject:
+    return MyObject()
+
+
+def touch(path: str) -> str:
+    """Leave a trace that the call ran (works across processes)."""
+    Path(path).touch()
+    return path
+
+
+def block_then_raise(started: str, release: str) -> None:
+    block(started, release)
+    raise Exception("this is an exception")
+
+
+def sleep_and_print(seconds: float, message: str) -> None:
+    time.sleep(seconds)
+    # One write: workers printing at once share the fd, and must not interleave.
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+INITIALIZER_STATUS = "uninitialized"
+
+
+def init(status: str) -> None:
+    global INITIALIZER_STATUS
+    INITIALIZER_STATUS = status
+
+
+def get_init_status() -> str:
+    return INITIALIZER_STATUS
+
+
+def init_fail() -> None:
+    raise ValueError("error in initializer")
+
+
+def exit_now() -> None:
+    sys.exit(1)
+
+
+def raise_unpickling_error() -> None:
+    import pickle
+
+    raise pickle.UnpicklingError("error at unpickle")
+
+
+def segfault() -> None:
+    ctypes.string_at(0)
+
+
+def return_instance(cls: type) -> object:
+    return cls()
+
+
+class ExitAtPickle:
+    """sys.exit() while being pickled."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        exit_now()
+        raise AssertionError("unreachable")
+
+
+class ExitAtUnpickle:
+    """sys.exit() while being unpickled."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return exit_now, ()
+
+
+class ErrorAtPickle:
+    """A PicklingError while being pickled."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import pickle
+
+        raise pickle.PicklingError("error at pickle")
+
+
+class ErrorAtUnpickle:
+    """An UnpicklingError while being unpickled."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return raise_unpickling_error, ()
+
+
+class CrashAtPickle:
+    """A segfault while being pickled (only ever pickled in a worker)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        segfault()
+        raise AssertionError("unreachable")
+
+
+class CrashAtUnpickle:
+    """A segfault while being unpickled (only ever unpickled in a worker)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return segfault, ()
+
+
+class DelMarker:
+    """Creates ``{path}.{pid}`` when the copy in process ``pid`` is freed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __del__(self) -> None:
+        Path(f"{self.path}.{os.getpid()}").touch()
+
+
+class CallCounter:
+    """A callable object that counts its own calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.calls
+
+
+def raise_runtime_error_123() -> None:
+    raise RuntimeError(123)  # the line the remote traceback must show
+
+
+def segfault_after(seconds: float) -> None:
+    time.sleep(seconds)
+    segfault()
+
+
+def segfault_with_data(data: object) -> None:
+    segfault()
