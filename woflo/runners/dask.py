@@ -42,10 +42,21 @@ _LINGER = 0.01
 
 # client.submit's own keywords: a task's keyword argument with one of these
 # names must not be taken by submit, so such calls go through a partial.
-_SUBMIT_KEYWORDS = frozenset(
-    {"key", "workers", "resources", "retries", "priority", "fifo_timeout"}
+_SUBMIT_KEYWORDS_KNOWN = frozenset(
+    {"self", "func", "key", "workers", "resources", "retries", "priority", "fifo_timeout"}
     | {"allow_other_workers", "actor", "actors", "pure"}
 )
+
+
+def _submit_keywords(client_cls: type) -> frozenset[str]:
+    """Every parameter name of ``client_cls.submit`` (its positional ones too)."""
+    try:
+        names = set(inspect.signature(client_cls.submit).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    names.discard("args")
+    names.discard("kwargs")
+    return _SUBMIT_KEYWORDS_KNOWN | names
 
 
 def _distributed() -> ModuleType:
@@ -180,6 +191,7 @@ class DaskRunner(Runner):
             self._own_client = own_client
             self._client: Any = client
             self._killed_worker: type[BaseException] = distributed.KilledWorker
+            self._submit_keywords = _submit_keywords(type(client))
             self._done: queue.SimpleQueue[tuple[Attempt, Any] | None] = queue.SimpleQueue()
             # Attempts whose done callback is registered and not yet collected.
             self._lock_in_flight = threading.Lock()
@@ -210,7 +222,7 @@ class DaskRunner(Runner):
         key = f"{attempt.run.name}-{uuid.uuid4().hex}"
         if not attempt.begin(key):
             return
-        if kwargs and not _SUBMIT_KEYWORDS.isdisjoint(kwargs):
+        if kwargs and not self._submit_keywords.isdisjoint(kwargs):
             fn, kwargs = functools.partial(fn, **kwargs), {}
         future = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
         attempt.handle = future
@@ -260,6 +272,10 @@ class DaskRunner(Runner):
                 self._report_error(exc)
             if item is None:
                 return
+            # Not held while blocked in get(): the last attempt would keep its
+            # call's arguments alive after its run finished (as a stdlib worker
+            # drops its work item, CPython gh-80313).
+            del batch, item
 
     def _report(self, batch: list[tuple[Attempt, Any]]) -> None:
         finished: list[tuple[Attempt, Any]] = []

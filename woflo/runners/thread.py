@@ -188,13 +188,15 @@ class ThreadRunner(Runner):
                 or len(self._threads) - len(self._abandoned) >= self._max_workers
             ):
                 return
+            # Numbered from 0, as the stdlib's ThreadPoolExecutor names its threads.
+            number = self._count
             self._count += 1
             # The thread holds a weak reference to its runner (and the queue), so
             # a runner dropped without shutdown() can be released (see Runner).
             thread = threading.Thread(
                 target=ThreadRunner._work,
                 args=(weakref.ref(self), self._queue),
-                name=f"{self._prefix}_{self._count}",
+                name=f"{self._prefix}_{number}",
                 daemon=True,
             )
             self._threads.add(thread)
