@@ -48,7 +48,7 @@ _SUBMIT_KEYWORDS_KNOWN = frozenset(
 )
 
 
-def _submit_keywords(client_cls: type) -> frozenset[str]:
+def _submit_keywords(client_cls: Any) -> frozenset[str]:
     """Every parameter name of ``client_cls.submit`` (its positional ones too)."""
     try:
         names = set(inspect.signature(client_cls.submit).parameters)
