@@ -126,3 +126,36 @@ def spawn_sleeper(pid_file: str) -> int:
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(600)
     return child.pid
+
+
+class Box:
+    """A result object that a weak reference can watch (made in the parent when unpickled)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Box, (self.value,))
+
+
+def box(value: object) -> Box:
+    return Box(value)
+
+
+def outcomes(counter: str, script: list[object]) -> object:
+    """Play ``script`` one call at a time (counted in a file), the last entry repeating.
+
+    An entry that is an exception instance is raised, any other value returned.
+    """
+    path = Path(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    step = script[min(calls, len(script)) - 1]
+    if isinstance(step, BaseException):
+        raise step
+    return step
+
+
+def exit_now(code: int = 3) -> None:
+    """End this worker process at once, without cleanup."""
+    os._exit(code)
