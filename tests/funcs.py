@@ -145,14 +145,16 @@ def box(value: object) -> Box:
 def outcomes(counter: str, script: list[object]) -> object:
     """Play ``script`` one call at a time (counted in a file), the last entry repeating.
 
-    An entry that is an exception instance is raised, any other value returned.
+    An entry that is an exception instance is raised (a fresh copy: one
+    instance raised again and again grows an ever longer traceback), any
+    other value returned.
     """
     path = Path(counter)
     calls = int(path.read_text()) + 1 if path.exists() else 1
     path.write_text(str(calls))
     step = script[min(calls, len(script)) - 1]
     if isinstance(step, BaseException):
-        raise step
+        raise type(step)(*step.args)
     return step
 
 
