@@ -161,3 +161,43 @@ def outcomes(counter: str, script: list[object]) -> object:
 def exit_now(code: int = 3) -> None:
     """End this worker process at once, without cleanup."""
     os._exit(code)
+
+
+def refuse(token: str) -> None:
+    """Fail without saying ``token`` (a task that holds a secret)."""
+    raise ValueError("the request was refused")
+
+
+def exit_holding(token: str) -> None:
+    """End this worker process at once while holding ``token``."""
+    os._exit(3)
+
+
+class Client:
+    """A callable object whose repr shows what it holds, as many do."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"Client(token={self.token!r})"
+
+    def __call__(self) -> None:
+        raise ValueError("the request was refused")
+
+    def fetch(self) -> None:
+        raise ValueError("the request was refused")
+
+
+def raise_serialization_error() -> None:
+    """Fail with woflo's SerializationError, as a payload that cannot cross would."""
+    from woflo import SerializationError
+
+    raise SerializationError("cannot pickle the payload")
+
+
+def raise_broken_runner() -> None:
+    """Fail with woflo's BrokenRunner, as a runner that cannot start workers would."""
+    from woflo import BrokenRunner
+
+    raise BrokenRunner("cannot start a worker")
