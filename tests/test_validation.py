@@ -108,7 +108,9 @@ def test_map_refuses_bad_arguments_at_the_call(runner: Any, options: dict[str, A
         ex.shutdown()
 
 
-@pytest.mark.parametrize(("chunksize", "error"), [("2", TypeError), (2.5, TypeError), (True, TypeError), (0, ValueError)])
+@pytest.mark.parametrize(
+    ("chunksize", "error"), [("2", TypeError), (2.5, TypeError), (True, TypeError), (0, ValueError)]
+)
 def test_process_map_refuses_bad_chunksize_at_the_call(chunksize: Any, error: type) -> None:
     with ProcessRunner(1) as ex, pytest.raises(error, match="chunksize"):
         ex.map(funcs.add, [1, 2], chunksize=chunksize)

@@ -430,7 +430,8 @@ class Runner(Executor):
         # Nor a second reference to its result (tenacity's last outcome): a
         # caller that drops the result must free it (see submit_ahead).
         run._fn = run._args = run._kwargs = None
-        run._retry_state = None
+        if run._retry_state is not None:  # most runs never had one: no store
+            run._retry_state = None
         if done and _logging.is_configured:
             duration = time.monotonic() - run._t0
             if exc is None:

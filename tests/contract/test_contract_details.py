@@ -53,7 +53,9 @@ def _waiting_to_retry(ex: Any, tmp_path: Path, kind: RunnerKind) -> Any:
 
 def _stdlib_part(text: str) -> str:
     """``<Future at 0x... state=...>`` from a run's repr: its class, address and woflo's fields dropped."""
-    match = re.fullmatch(r"<(?:Loop)?TaskRun at 0x[0-9a-f]+ (state=.*?) name='\w+' run_id=[0-9a-f]{8} run_state=\w+>", text)
+    match = re.fullmatch(
+        r"<(?:Loop)?TaskRun at 0x[0-9a-f]+ (state=.*?) name='\w+' run_id=[0-9a-f]{8} run_state=\w+>", text
+    )
     assert match, text
     return f"<Future at 0x0 {match.group(1)}>"
 
@@ -276,7 +278,7 @@ def test_a_tasks_own_cancelled_error_is_kept(make: Any) -> None:
     from woflo import SequentialRunner
 
     failing = SequentialRunner().submit(_raise_cancelled)
-    with pytest.raises(cf.CancelledError, match="^the task's own$"):
+    with pytest.raises(cf.CancelledError, match=r"^the task's own$"):
         failing.result()
     assert failing.state is RunState.FAILED
 
