@@ -408,8 +408,10 @@ class Runner(Executor):
             return
         if not run._set_retrying():
             return
-        assert run._retry_state is not None
-        run._retry_state.prepare_for_next_attempt()
+        state = run._retry_state
+        if state is None:
+            return  # stopped meanwhile (a stop drops the state): no next attempt
+        state.prepare_for_next_attempt()
         self._events.emit("task.retrying", run, attempt=attempt.number, wait_s=wait, next_attempt=attempt.number + 1)
         following = Attempt(self, run, attempt.number + 1)
         if wait <= 0:
@@ -496,7 +498,8 @@ class Runner(Executor):
         if run._deadline_timer is not None:
             run._deadline_timer.cancel()
         run._fn = run._args = run._kwargs = None
-        run._retry_state = None
+        if run._retry_state is not None:
+            run._retry_state = None
         self._events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
         self._forget(run)
 
