@@ -274,3 +274,73 @@ def segfault_after(seconds: float) -> None:
 
 def segfault_with_data(data: object) -> None:
     segfault()
+
+
+class Box:
+    """A result object that a weak reference can watch (made in the parent when unpickled)."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Box, (self.value,))
+
+
+def box(value: object) -> Box:
+    return Box(value)
+
+
+def outcomes(counter: str, script: list[object]) -> object:
+    """Play ``script`` one call at a time (counted in a file), the last entry repeating.
+
+    An entry that is an exception instance is raised (a fresh copy: one
+    instance raised again and again grows an ever longer traceback), any
+    other value returned.
+    """
+    path = Path(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    step = script[min(calls, len(script)) - 1]
+    if isinstance(step, BaseException):
+        raise type(step)(*step.args)
+    return step
+
+
+def refuse(token: str) -> None:
+    """Fail without saying ``token`` (a task that holds a secret)."""
+    raise ValueError("the request was refused")
+
+
+def exit_holding(token: str) -> None:
+    """End this worker process at once while holding ``token``."""
+    os._exit(3)
+
+
+class Client:
+    """A callable object whose repr shows what it holds, as many do."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"Client(token={self.token!r})"
+
+    def __call__(self) -> None:
+        raise ValueError("the request was refused")
+
+    def fetch(self) -> None:
+        raise ValueError("the request was refused")
+
+
+def raise_serialization_error() -> None:
+    """Fail with woflo's SerializationError, as a payload that cannot cross would."""
+    from woflo import SerializationError
+
+    raise SerializationError("cannot pickle the payload")
+
+
+def raise_broken_runner() -> None:
+    """Fail with woflo's BrokenRunner, as a runner that cannot start workers would."""
+    from woflo import BrokenRunner
+
+    raise BrokenRunner("cannot start a worker")

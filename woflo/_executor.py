@@ -63,7 +63,7 @@ class WofloExecutor(Executor):
             return
         cls = default_runner_class() if runner is None else runner
         if not (isinstance(cls, type) and issubclass(cls, Runner)):
-            raise TypeError(f"runner must be a woflo runner class or instance, not {runner!r}")
+            raise TypeError(f"runner must be a woflo runner class or instance, not {type(runner).__name__}")
         if max_workers is None:
             self._runner = cls()
         elif "max_workers" in inspect.signature(cls).parameters:

@@ -280,7 +280,7 @@ class LoopTaskRun(TaskRun[T]):
             return False  # asyncio's answer, even for a run already cancelled
         if msg is not None:
             self._cancel_message = str(msg)
-        return self.stop()
+        return self._stop_because("stopped by cancel() inside its event loop")
 
     def result(self, timeout: float | None = None) -> T:
         """The run's value, as `TaskRun.result`; a cancelled run raises `RunCancelled`."""
@@ -305,10 +305,13 @@ class LoopTaskRun(TaskRun[T]):
         return super().exception(0)
 
     def _make_cancelled_error(self) -> RunCancelled:
-        # What asyncio raises for a cancelled future (gather calls it).
+        # What asyncio raises for a cancelled future (gather calls it): the
+        # message given to cancel(msg), else what ended the run.
         if self._cancel_message is None:
-            return RunCancelled()
+            return RunCancelled(self._cancelled_message())
         return RunCancelled(self._cancel_message)
+
+    _cancelled_error = _make_cancelled_error
 
 
 def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:

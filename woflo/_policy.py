@@ -8,8 +8,9 @@ used as they are.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -18,7 +19,10 @@ from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-__all__ = ["POLICY_OPTIONS", "Policy", "PolicyOptions"]
+from woflo._errors import BrokenRunner, SerializationError
+from woflo._names import callable_name
+
+__all__ = ["POLICY_OPTIONS", "Policy", "PolicyOptions", "retryable"]
 
 #: The keyword options every runner, `WofloExecutor` and `@task` accept.
 POLICY_OPTIONS = frozenset(
@@ -35,8 +39,58 @@ POLICY_OPTIONS = frozenset(
     }
 )
 
-# woflo 0.8 retried on Exception only; KeyboardInterrupt and friends end a run.
-_RETRY_ON_EXCEPTION = tenacity.retry_if_exception_type(Exception)
+# Errors no retry can fix: pickling the same argument fails the same way, and
+# a broken runner starts no worker for the next attempt either.
+_NEVER_RETRIED = (SerializationError, BrokenRunner)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the default policy retries ``exc``.
+
+    woflo 0.8 retried on ``Exception`` only (``KeyboardInterrupt`` and friends
+    end a run); `SerializationError` and `BrokenRunner` end it too.
+    """
+    return isinstance(exc, Exception) and not isinstance(exc, _NEVER_RETRIED)
+
+
+_RETRY_ON_EXCEPTION = tenacity.retry_if_exception(retryable)
+
+# What tenacity calls with a RetryCallState, for a whole Retrying.
+_RETRYING_CALLABLES = ("stop", "wait", "retry", "before", "after", "before_sleep", "retry_error_callback")
+
+
+def _check_takes_retry_state(name: str, fn: object) -> None:
+    """Raise TypeError now if tenacity could not call ``fn(retry_state)`` later.
+
+    Found at run time, the TypeError would replace the task's own error.
+    """
+    if fn is None:
+        return
+    if not callable(fn):
+        raise TypeError(f"{name} must be a tenacity {name} strategy or a callable, not {type(fn).__name__}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to check (some builtins): tenacity will tell
+        return
+    try:
+        signature.bind(None)
+    except TypeError as err:
+        # The name only: the signature would show default values.
+        raise TypeError(
+            f"{name}={callable_name(fn)} cannot be called with one argument, tenacity's RetryCallState: {err}"
+        ) from None
+
+
+class _RunLocal:
+    """A run's own stand-in for a Retrying's ``threading.local``.
+
+    tenacity keeps a call's statistics and its step-by-step state in
+    ``Retrying._local``, one per thread, because its loop runs in one thread.
+    A run's steps happen in several (a worker reports, a timer launches the
+    next attempt), so the run's copy of the Retrying keeps them here instead.
+    """
+
+    __slots__ = ("iter_state", "statistics")
 
 
 def _positive_or_none(name: str, value: object) -> float | None:
@@ -52,6 +106,16 @@ def _positive_or_none(name: str, value: object) -> float | None:
 @dataclass(frozen=True)
 class Policy:
     """A run's retry policy and time limits.
+
+    tenacity's strategies are used as tenacity uses them, with one consequence
+    worth knowing: a ``stop`` strategy that returns a false value (``None``
+    included) means "do not stop", so a ``stop=`` callable that forgets to
+    return retries forever (bound it with ``deadline=``).
+
+    The default policy (``retries=N`` without ``retry=``) retries on
+    ``Exception`` except `SerializationError` and `BrokenRunner`, which no
+    retry can fix; a ``retry=`` predicate or a whole ``Retrying`` decides for
+    itself, as tenacity's predicates do.
 
     Attributes:
         retrying: the tenacity controller asked after every attempt.
@@ -116,7 +180,11 @@ class Policy:
             retrying = opts["retrying"]
             if not isinstance(retrying, tenacity.Retrying):
                 raise TypeError(f"retrying must be a tenacity.Retrying, not {type(retrying).__name__}")
-            return cls(retrying, timeout, deadline, False, True, opts)
+            for name in _RETRYING_CALLABLES:
+                _check_takes_retry_state(f"retrying.{name}", getattr(retrying, name, None))
+            # A disabled Retrying calls the function once, without any hook.
+            enabled = bool(retrying.enabled)
+            return cls(retrying, timeout, deadline, not enabled, enabled, opts)
 
         if retries is not None and "stop" in opts:
             raise ValueError("give retries= or stop=, not both")
@@ -154,8 +222,29 @@ class Policy:
         # tenacity accepts any callable taking the retry state; so do we.
         if value is not None and not isinstance(value, kind) and not callable(value):
             raise TypeError(f"{name} must be a tenacity {name} strategy, not {type(value).__name__}")
+        _check_takes_retry_state(name, value)
         return value
 
+    def retry_state(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tenacity.RetryCallState:
+        """A new run's `tenacity.RetryCallState`, on the run's own copy of the Retrying.
+
+        The copy shares every strategy and hook with the user's object; only
+        the statistics and tenacity's step state are the run's own, and not
+        per thread (see `_RunLocal`): the run's hooks read the same
+        ``retry_object.statistics`` as in tenacity's own loop, whichever
+        thread calls them, and concurrent runs of one Retrying do not mix
+        theirs. As tenacity's ``wraps`` does, the user's object shows the
+        latest run's statistics in the thread that submitted it.
+        """
+        retrying = self.retrying
+        own = object.__new__(type(retrying))
+        own.__dict__.update(retrying.__dict__)
+        own._local = _RunLocal()  # type: ignore[assignment]
+        own.begin()
+        retrying._local.statistics = own.statistics
+        return tenacity.RetryCallState(own, fn, args, kwargs)
 
 
 class PolicyOptions(TypedDict, total=False):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 import time
 import weakref
@@ -36,7 +37,7 @@ from woflo._events import Emitter, events_switch
 from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
 from woflo._shared import track
-from woflo._submit import submit_ahead, task_name, unwrap_task
+from woflo._submit import check_map_args, submit_ahead, task_name, unwrap_task
 from woflo._taskrun import _OVER, AttemptRecord, TaskRun
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ class Runner(Executor):
 
     #: The runner's name in events (``runner=`` field).
     runner_name: ClassVar[str] = "runner"
+
+    # What a shutdown(stop_running=True) stops the runs for, when it is not
+    # the caller's own call (Ctrl-C in a with block, exit after Ctrl-C): the
+    # cancelled runs' CancelledError says so. Set just before that shutdown.
+    _stop_reason: str | None = None
 
     def __init__(self, **options: Unpack[PolicyOptions]) -> None:
         self._policy = Policy.build(**options)
@@ -141,8 +147,7 @@ class Runner(Executor):
         policy: Policy,
         buffersize: int | None = None,
     ) -> Iterator[T]:
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
+        check_map_args(timeout, chunksize, buffersize)
         fn, policy, name = unwrap_task(fn, policy)
         end = None if timeout is None else time.monotonic() + timeout
         submissions = (self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False))
@@ -164,11 +169,12 @@ class Runner(Executor):
             self._shutdown = True
             runs = list(self._active)
         if stop_running:
+            reason = f"stopped by {self._stop_reason or 'shutdown(stop_running=True)'}"
             for run in runs:
-                run.stop()
+                run._stop_because(reason)
         elif cancel_futures:
             for run in runs:
-                run.cancel()
+                run._cancel_because("cancelled by shutdown(cancel_futures=True) before it started")
         if wait:
             for run in runs:
                 run.wait()
@@ -182,6 +188,9 @@ class Runner(Executor):
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         # Ctrl-C in a with block should stop the work now, not wait for it.
         interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        if interrupted:
+            ctrl_c = " (Ctrl-C)" if issubclass(exc_type, KeyboardInterrupt) else ""
+            self._stop_reason = f"{exc_type.__name__}{ctrl_c} leaving the runner's with block"
         self.shutdown(wait=True, stop_running=interrupted)
 
     # -- what a concrete runner implements -----------------------------------------
@@ -223,7 +232,8 @@ class Runner(Executor):
         name: str | None,
     ) -> TaskRun[Any]:
         if not callable(fn):
-            raise TypeError(f"{fn!r} is not callable")
+            # Python's own wording; not repr(fn), which may show secrets.
+            raise TypeError(f"{type(fn).__name__!r} object is not callable")
         run = self._new_run(name or task_name(fn))
         lock = self._lock
         lock.acquire()  # not `with`: half the cost, once per submit
@@ -242,13 +252,10 @@ class Runner(Executor):
         if policy.deadline is not None:
             run._deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run))
         if policy.custom:
-            # A user's Retrying may have a `before` hook; let tenacity run it.
-            retrying = policy.retrying
-            run._retry_state = tenacity.RetryCallState(retrying, fn, args, kwargs)
-            try:
-                retrying.iter(run._retry_state)
-            except BaseException as exc:  # a failing hook fails this run, never leaves it pending
-                self._finish(run, None, exc)
+            # A user's Retrying (or retry predicate): tenacity drives every
+            # step, hooks included, on a copy of its own for this run.
+            state = run._retry_state = policy.retry_state(fn, args, kwargs)
+            if not self._before_attempt(run, state):
                 return run
         attempt = run._current = Attempt(self, run, 1)
         try:
@@ -257,10 +264,25 @@ class Runner(Executor):
             attempt.fail(exc)
         return run
 
+    def _before_attempt(self, run: TaskRun[Any], state: tenacity.RetryCallState) -> bool:
+        """Let tenacity begin an attempt (its ``before`` hook); False if the run ended instead."""
+        try:
+            state.retry_object.iter(state)
+        except BaseException as exc:  # a failing hook fails this run, never leaves it pending
+            self._finish(run, None, exc)
+            return False
+        return True
+
     def _launch(self, attempt: Attempt) -> None:
-        if attempt.run._state in _OVER:
+        run = attempt.run
+        if run._state in _OVER:
             return  # stopped while its retry wait was being scheduled
-        attempt.run._current = attempt
+        if run._policy.custom:
+            # tenacity's loop asks iter() before every attempt, not only the first.
+            state = run._retry_state
+            if state is None or not self._before_attempt(run, state) or run._state in _OVER:
+                return
+        run._current = attempt
         try:
             self._start(attempt)
         except BaseException as exc:
@@ -325,22 +347,25 @@ class Runner(Executor):
     def _next(self, attempt: Attempt, value: Any, exc: BaseException | None) -> None:
         """Ask tenacity what follows this attempt, and do it."""
         run = attempt.run
-        retrying = run._policy.retrying
         state = run._retry_state
         if state is None:
             if run._fn is None:
                 return  # stopped meanwhile
+            # woflo's own Retrying (no hooks): made at the first failure only.
+            retrying = run._policy.retrying
             state = run._retry_state = tenacity.RetryCallState(retrying, run._fn, run._args, run._kwargs)
             state.start_time = run._t0
-        state.attempt_number = attempt.number
+        else:
+            retrying = state.retry_object  # type: ignore[assignment]
+        # tenacity's statistics, which iter() updates: a run's own copy of a
+        # user's Retrying has them; woflo's own keeps them per thread, and
+        # this thread's must exist (nobody reads them).
+        if "attempt_number" not in retrying.statistics:
+            retrying.begin()
         if exc is None:
             state.set_result(value)
         else:
             state.set_exception((type(exc), exc, exc.__traceback__))
-        # tenacity keeps per-thread statistics that iter() updates; this thread's
-        # copy must exist (we never read it).
-        if "attempt_number" not in retrying.statistics:
-            retrying.begin()
         try:
             action = retrying.iter(state)
         except tenacity.RetryError as err:
@@ -350,15 +375,29 @@ class Runner(Executor):
             self._finish(run, None, (last.exception() if last.failed else None) or err)
             return
         except BaseException as final:
+            if exc is not None and final is not exc and final.__context__ is None:
+                # A strategy or hook failed while handling the task's error:
+                # keep that error in the traceback, as an except block would.
+                final.__context__ = exc
             self._finish(run, None, final)
             return
         if isinstance(action, tenacity.DoSleep):
-            self._retry_after(attempt, float(action))
+            wait = float(action)
+            if not 0 <= wait < math.inf:  # NaN too
+                self._finish(run, None, self._bad_wait(run, wait, exc))
+                return
+            self._retry_after(attempt, wait)
         elif isinstance(action, tenacity.DoAttempt):
             self._retry_after(attempt, 0.0)
         else:
             # The outcome's value, or what a retry_error_callback returned.
             self._finish(run, action, None)
+
+    @staticmethod
+    def _bad_wait(run: TaskRun[Any], wait: float, exc: BaseException | None) -> ValueError:
+        err = ValueError(f"the wait strategy of {run.name} returned {wait!r} seconds; a wait must be >= 0 and finite")
+        err.__cause__ = exc
+        return err
 
     def _retry_after(self, attempt: Attempt, wait: float) -> None:
         run = attempt.run
@@ -369,8 +408,10 @@ class Runner(Executor):
             return
         if not run._set_retrying():
             return
-        assert run._retry_state is not None
-        run._retry_state.prepare_for_next_attempt()
+        state = run._retry_state
+        if state is None:
+            return  # stopped meanwhile (a stop drops the state): no next attempt
+        state.prepare_for_next_attempt()
         self._events.emit("task.retrying", run, attempt=attempt.number, wait_s=wait, next_attempt=attempt.number + 1)
         following = Attempt(self, run, attempt.number + 1)
         if wait <= 0:
@@ -388,7 +429,11 @@ class Runner(Executor):
             done = run._fail(exc)
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
+        # Nor a second reference to its result (tenacity's last outcome): a
+        # caller that drops the result must free it (see submit_ahead).
         run._fn = run._args = run._kwargs = None
+        if run._retry_state is not None:  # most runs never had one: no store
+            run._retry_state = None
         if done and _logging.is_configured:
             duration = time.monotonic() - run._t0
             if exc is None:
@@ -449,11 +494,13 @@ class Runner(Executor):
         if isinstance(current, Timer):
             current.cancel()
         elif isinstance(current, Attempt):
-            self._interrupt(current, "stopped", CancelledError(f"{run.name} was stopped"))
+            self._interrupt(current, "stopped", CancelledError(run._cancelled_message()))
         if run._deadline_timer is not None:
             run._deadline_timer.cancel()
         run._fn = run._args = run._kwargs = None
-        self._events.emit("task.cancelled", run, stopped=stopped)
+        if run._retry_state is not None:
+            run._retry_state = None
+        self._events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
         self._forget(run)
 
     # -- shutdown ------------------------------------------------------------------------

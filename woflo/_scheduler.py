@@ -17,6 +17,8 @@ from collections.abc import Callable
 __all__ = ["Scheduler", "Timer"]
 
 _NEVER = float("inf")
+# The longest wait a lock accepts, with room for the float arithmetic above.
+_TIMEOUT_MAX = threading.TIMEOUT_MAX / 2
 
 
 def _nothing() -> None:
@@ -131,7 +133,10 @@ class Scheduler:
                         self._cond.wait()
                         continue
                     self._wake_at = when
-                    self._cond.wait(when - now)
+                    # Lock.acquire(timeout=) refuses more than TIMEOUT_MAX
+                    # (OverflowError, which would end this thread and every
+                    # later timer): a timer further off is slept to in steps.
+                    self._cond.wait(min(when - now, _TIMEOUT_MAX))
                 self._wake_at = _NEVER_BEFORE  # awake: it looks at the heap again before sleeping
             try:
                 fn()

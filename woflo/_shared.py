@@ -74,6 +74,8 @@ def _shutdown_all() -> None:
     # the interpreter records the exception that ended it in sys.last_type.
     interrupted = getattr(sys, "last_type", None) is KeyboardInterrupt
     for runner in list(_live):
+        if interrupted:
+            runner._stop_reason = "KeyboardInterrupt (Ctrl-C) at interpreter exit"
         try:
             runner.shutdown(wait=True, stop_running=interrupted)
         except Exception as exc:

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from woflo._names import callable_name
 from woflo._policy import Policy
 from woflo._taskrun import TaskRun
 
-__all__ = ["submit_ahead", "task_name", "unwrap_task"]
+__all__ = ["chain_results", "check_map_args", "submit_ahead", "task_name", "unwrap_task"]
 
 T = TypeVar("T")
 
 
 def task_name(fn: Callable[..., Any]) -> str:
-    """The name events and reprs use for ``fn``."""
-    name = getattr(fn, "__name__", None)
-    if isinstance(name, str):
-        return name
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return getattr(fn, "__name__", None) or type(fn).__name__
+    """The name events, reprs and messages use for ``fn``: names only, never values (`callable_name`)."""
+    return callable_name(fn)
 
 
 def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., Any], Policy, str | None]:
@@ -36,6 +32,28 @@ def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., A
     return result
 
 
+def check_map_args(timeout: object, chunksize: object, buffersize: object) -> None:
+    """Check ``map``'s options at the call, as the stdlib would if it checked.
+
+    Raises:
+        TypeError: a value of the wrong type (a bool where a number is expected, ``chunksize="2"``).
+        ValueError: ``chunksize < 1``, ``buffersize < 1``, or a NaN ``timeout``.
+    """
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+        if math.isnan(timeout):
+            raise ValueError("timeout must be a number of seconds, not NaN")
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+        raise TypeError(f"chunksize must be an int, not {type(chunksize).__name__}")
+    if chunksize < 1:
+        raise ValueError("chunksize must be >= 1.")
+    if buffersize is not None and (isinstance(buffersize, bool) or not isinstance(buffersize, int)):
+        raise TypeError("buffersize must be an int or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or >= 1")
+
+
 def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end: float | None) -> Iterator[T]:
     """Order-keeping results of ``submissions`` (a lazy iterator of submits).
 
@@ -43,11 +61,11 @@ def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end:
     is asked for, as the stdlib's map does; with a number, only that many runs
     are in flight and each result consumed submits the next, so a huge or
     endless input is never read ahead (Python 3.14's ``buffersize``).
+
+    A result handed out is no longer referenced here (CPython gh-58592, the
+    stdlib's map pops its futures likewise): once the caller drops it, it is freed.
     """
-    if buffersize is not None and (isinstance(buffersize, bool) or not isinstance(buffersize, int)):
-        raise TypeError("buffersize must be an int or None")
-    if buffersize is not None and buffersize < 1:
-        raise ValueError("buffersize must be None or >= 1")
+    check_map_args(None, 1, buffersize)
     runs = collections.deque(submissions if buffersize is None else itertools.islice(submissions, buffersize))
     return _results_in_order(runs, submissions if buffersize is not None else None, end)
 
@@ -59,15 +77,33 @@ def _results_in_order(
     # call, not at the first next().
     try:
         while runs:
-            run = runs.popleft()
-            if refill is not None:
-                following = next(refill, None)
-                if following is not None:
-                    runs.append(following)
-            try:
-                yield run.result(None if end is None else end - time.monotonic())
-            finally:
-                run.cancel()
+            # The result goes straight from the run to the caller: no local
+            # of this frame holds it (or its run) while the caller has it.
+            yield _next_result(runs, refill, end)
     finally:
         for run in runs:
-            run.cancel()
+            run._cancel_because("cancelled before it started: its map() iterator was closed or failed")
+
+
+def _next_result(runs: collections.deque[TaskRun[T]], refill: Iterator[TaskRun[T]] | None, end: float | None) -> T:
+    run = runs.popleft()
+    try:
+        if refill is not None:
+            following = next(refill, None)
+            if following is not None:
+                runs.append(following)
+        return run.result(None if end is None else end - time.monotonic())
+    finally:
+        run._cancel_because("cancelled before it started: its map() iterator was closed or failed")
+
+
+def chain_results(chunks: Iterator[list[T]]) -> Iterator[T]:
+    """The items of each chunk's list of results, in order, each dropped once handed out.
+
+    ``itertools.chain`` would keep every item of a chunk alive until the
+    chunk is exhausted; the stdlib's ``_chain_from_iterable_of_lists`` pops them.
+    """
+    for chunk in chunks:
+        chunk.reverse()
+        while chunk:
+            yield chunk.pop()

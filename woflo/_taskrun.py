@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 _OVER = (FINISHED, CANCELLED_AND_NOTIFIED)
 
+# concurrent.futures' own words for a Future's states (its __repr__).
+_STATE_WORDS = {PENDING: "pending", RUNNING: "running", CANCELLED_AND_NOTIFIED: "cancelled", FINISHED: "finished"}
+
 
 class RunState(str, enum.Enum):
     """Where a run is in its life. ``str`` so it prints and compares as its name."""
@@ -103,6 +106,9 @@ class TaskRun(Future[T], Generic[T]):
     _deadline_hit: bool = False
     _retry_state: tenacity.RetryCallState | None = None
     _run_id: str | None = None
+    # What ended the run as cancelled ("stopped by stop()"), for the message
+    # of the CancelledError that result() raises.
+    _cancel_reason: str | None = None
     # Future's own fields, as the class's defaults (see _create).
     _result: Any = None
     _exception: BaseException | None = None
@@ -196,7 +202,17 @@ class TaskRun(Future[T], Generic[T]):
         return self._runner
 
     def __repr__(self) -> str:
-        return f"<TaskRun {self.name!r} run_id={self.run_id[:8]} state={self._run_state.value}>"
+        # The stdlib Future's wording first (code and people parse it), then
+        # woflo's own fields. Only class names of the result: never its repr.
+        state = self._state
+        head = f"<{type(self).__name__} at {id(self):#x} state={_STATE_WORDS[state]}"
+        if state == FINISHED:
+            exc = self._exception
+            if exc is not None:
+                head += f" raised {type(exc).__name__}"
+            else:
+                head += f" returned {type(self._result).__name__}"
+        return f"{head} name={self.name!r} run_id={self.run_id[:8]} run_state={self._run_state.value}>"
 
     # -- stdlib contract, extended --------------------------------------------
 
@@ -213,16 +229,48 @@ class TaskRun(Future[T], Generic[T]):
         return self._state == CANCELLED_AND_NOTIFIED
 
     def result(self, timeout: float | None = None) -> T:
-        """The run's value, waiting up to ``timeout`` seconds (the stdlib contract)."""
-        if self._state == FINISHED and self._exception is None:
+        """The run's value, waiting up to ``timeout`` seconds (the stdlib contract).
+
+        Raises:
+            CancelledError: the run was cancelled or stopped; the message says by what.
+            TimeoutError: the run did not finish within ``timeout`` seconds.
+            BaseException: the task's own exception.
+        """
+        state = self._state
+        if state == FINISHED and self._exception is None:
             return self._result  # type: ignore[no-any-return]
-        return super().result(timeout)
+        if state != CANCELLED_AND_NOTIFIED:
+            try:
+                return super().result(timeout)
+            except CancelledError:
+                if self._state != CANCELLED_AND_NOTIFIED:
+                    raise  # the task's own CancelledError
+        raise self._cancelled_error()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The run's exception or ``None``, waiting up to ``timeout`` seconds (the stdlib contract)."""
-        if self._state == FINISHED:
+        """The run's exception or ``None``, waiting up to ``timeout`` seconds (the stdlib contract).
+
+        Raises:
+            CancelledError: the run was cancelled or stopped; the message says by what.
+            TimeoutError: the run did not finish within ``timeout`` seconds.
+        """
+        state = self._state
+        if state == FINISHED:
             return self._exception
-        return super().exception(timeout)
+        if state != CANCELLED_AND_NOTIFIED:
+            try:
+                return super().exception(timeout)
+            except CancelledError:
+                pass  # cancelled meanwhile
+        raise self._cancelled_error()
+
+    def _cancelled_message(self) -> str:
+        """What ended this cancelled run, as one line."""
+        return f"{self.name} was {self._cancel_reason or 'cancelled'}"
+
+    def _cancelled_error(self) -> CancelledError:
+        # The stdlib raises CancelledError() with no message at all.
+        return CancelledError(self._cancelled_message())
 
     def cancel(self) -> bool:
         """Cancel the run if no attempt has started yet (the stdlib contract).
@@ -230,12 +278,16 @@ class TaskRun(Future[T], Generic[T]):
         Returns ``False`` once an attempt is running or the run is done; use
         `stop` to end a running run.
         """
+        return self._cancel_because("cancelled by cancel() before it started")
+
+    def _cancel_because(self, reason: str) -> bool:
+        """`cancel`, with ``reason`` (``"cancelled by ..."``) for the CancelledError's message."""
         with self._condition:
             if self._state != PENDING:
                 return self._state == CANCELLED_AND_NOTIFIED
             # Notify waiters now: a cancelled run may never reach a worker that
             # would otherwise call set_running_or_notify_cancel for it.
-            self._finish_cancelled()
+            self._finish_cancelled(reason)
         self._invoke_callbacks()  # type: ignore[attr-defined]
         self._runner._on_cancelled(self, stopped=False)
         return True
@@ -252,18 +304,23 @@ class TaskRun(Future[T], Generic[T]):
             ``True`` if the run ended as cancelled, ``False`` if it had already
             finished.
         """
+        return self._stop_because("stopped by stop()")
+
+    def _stop_because(self, reason: str) -> bool:
+        """`stop`, with ``reason`` (``"stopped by ..."``) for the CancelledError's message."""
         with self._condition:
             if self._state in (FINISHED, CANCELLED_AND_NOTIFIED):
                 return self._state == CANCELLED_AND_NOTIFIED
-            self._finish_cancelled()
+            self._finish_cancelled(reason)
         self._invoke_callbacks()  # type: ignore[attr-defined]
         self._runner._on_cancelled(self, stopped=True)
         return True
 
-    def _finish_cancelled(self) -> None:
+    def _finish_cancelled(self, reason: str) -> None:
         # Called with self._condition held; the caller invokes the callbacks
         # after releasing it, as Future.cancel() does. Mirrors cancel() followed
         # by set_running_or_notify_cancel(), but is also valid from RUNNING.
+        self._cancel_reason = reason
         self._state = CANCELLED_AND_NOTIFIED
         self._run_state = RunState.CANCELLED
         for waiter in self._w or ():
@@ -419,10 +476,10 @@ class TaskRun(Future[T], Generic[T]):
             try:
                 yield from signal.__await__()
             except asyncio.CancelledError:
-                self.stop()
+                self._stop_because("stopped because the coroutine awaiting it was cancelled")
                 raise
         if self._state == CANCELLED_AND_NOTIFIED:
-            raise asyncio.CancelledError(f"{self.name} was cancelled")
+            raise asyncio.CancelledError(self._cancelled_message())
         return self.result()
 
 

@@ -85,12 +85,11 @@ class RemoteTraceback(Exception):
 
 
 def describe(obj: object) -> str:
-    """Name an object briefly for an error message (a function's qualified name)."""
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-    if isinstance(name, str):
-        return name
-    text = repr(obj)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """Name a callable for an error message: its name, never its values (see `callable_name`)."""
+    # Imported here, not at the top: this function's body is all that changed.
+    from woflo._names import callable_name
+
+    return callable_name(obj)
 
 
 def dumps_value(obj: object) -> bytes:

@@ -270,7 +270,14 @@ class DaskRunner(Runner):
                 self._report(batch)
             except BaseException as exc:  # never let one bad batch stop result delivery
                 self._report_error(exc)
-            if item is None:
+            # Nothing here may keep a result alive until the next batch: the
+            # attempt and its Dask future hold each other (the future's
+            # callback closes over the attempt), a cycle that reaches the run
+            # and its result; cut it, and drop this batch, now.
+            _drop_handles(batch)
+            done = item is None
+            batch = item = None  # type: ignore[assignment]
+            if done:
                 return
             # Not held while blocked in get(): the last attempt would keep its
             # call's arguments alive after its run finished (as a stdlib worker
@@ -332,3 +339,10 @@ class DaskRunner(Runner):
             self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _drop_handles(batch: list[tuple[Attempt, Any]]) -> None:
+    # A function of its own: a loop variable in _collect would keep the last
+    # attempt (and its run's result) alive until the next batch.
+    for attempt, _ in batch:
+        attempt.handle = None

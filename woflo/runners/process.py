@@ -16,7 +16,7 @@ from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
-from woflo._submit import submit_ahead, task_name, unwrap_task
+from woflo._submit import chain_results, check_map_args, submit_ahead, task_name, unwrap_task
 from woflo._taskrun import TaskRun
 from woflo.runners.thread import check_initializer, check_max_workers
 
@@ -240,7 +240,8 @@ class ProcessRunner(Runner):
         out and logged as a whole: big chunks cut the per-call cost, small ones
         keep a retry or a crash cheap.
         """
-        if chunksize <= 1:
+        check_map_args(timeout, chunksize, buffersize)
+        if chunksize == 1:
             return super()._map(fn, iterables, timeout, chunksize, policy, buffersize)
         fn, policy, name = unwrap_task(fn, policy)
         chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
@@ -248,7 +249,7 @@ class ProcessRunner(Runner):
         name = name or task_name(fn)
         submissions = (self._submit(run_chunk, (chunk,), {}, policy, name) for chunk in chunks)
         end = None if timeout is None else time.monotonic() + timeout
-        return itertools.chain.from_iterable(submit_ahead(submissions, buffersize, end))
+        return chain_results(submit_ahead(submissions, buffersize, end))
 
     def _submit(
         self,

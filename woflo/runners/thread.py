@@ -235,7 +235,8 @@ class ThreadRunner(Runner):
                 else:
                     attempt.handle = None
                     attempt.succeed(value)
-            del attempt
+            # Not kept until the next attempt: a result its caller dropped must be freed.
+            attempt = value = None
             self = ref()
             if self is None:
                 return  # the runner was dropped and released
