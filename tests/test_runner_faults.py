@@ -562,3 +562,24 @@ def test_async_cancel_in_a_thread_keeps_the_stdlib_meaning_and_on_the_loop_async
 
 async def _cancel_on_loop(run: Any) -> bool:
     return bool(run.cancel())
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def _exit() -> None:
+    raise SystemExit(4)
+
+
+@pytest.mark.timeout(30)
+def test_sequential_ctrl_c_in_a_task_reaches_the_caller_and_ends_the_run() -> None:
+    with SequentialRunner() as ex:
+        done: list[Any] = []
+        ex_run = ex.submit(_exit)  # SystemExit is the call's outcome, as on the stdlib's executors
+        with pytest.raises(SystemExit):
+            ex_run.result()
+        with pytest.raises(KeyboardInterrupt):
+            done.append(ex.submit(_interrupt))
+        assert not done
+        assert not ex._active  # the interrupted run ended: nothing is left pending

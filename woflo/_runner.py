@@ -262,6 +262,10 @@ class Runner(Executor):
             self._start(attempt)
         except BaseException as exc:
             attempt.fail(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C while starting it (an inline runner runs the task right
+                # here): the run has ended, and the caller is interrupted too.
+                raise
         return run
 
     def _before_attempt(self, run: TaskRun[Any], state: tenacity.RetryCallState) -> bool:
@@ -287,6 +291,10 @@ class Runner(Executor):
             self._start(attempt)
         except BaseException as exc:
             attempt.fail(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C while starting it (an inline runner runs the task right
+                # here): the run has ended, and the caller is interrupted too.
+                raise
 
     def _begin(self, attempt: Attempt, worker: object) -> bool:
         if not attempt._claim or not attempt.run._try_begin():

@@ -119,13 +119,15 @@ class SequentialRunner(Runner):
                 value = attempt.fn(*attempt.args, **attempt.kwargs)
             finally:
                 local.depth -= 1
-        except Exception as exc:
-            self._report(attempt, started, None, exc)
-        except BaseException as exc:
-            # Ctrl-C or SystemExit inside an inline task: end the run, then let
-            # the caller of submit see it, as a plain call would.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C inside an inline task interrupts the program: end the run,
+            # then let the caller of submit see it, as a plain call would.
             self._report(attempt, started, None, exc)
             raise
+        except BaseException as exc:
+            # SystemExit and the rest are the call's outcome, as a stdlib
+            # executor's worker reports them: result() raises them.
+            self._report(attempt, started, None, exc)
         else:
             self._report(attempt, started, value, None)
 
