@@ -23,8 +23,6 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
-
 from woflo._errors import SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker, start_worker
@@ -37,7 +35,19 @@ _log = logging.getLogger("woflo")
 _TARGET_QUEUED_S = 0.002  # queued work per worker that prefetch aims for
 _MAX_PREFETCH = 64
 
-_BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, type)
+
+def _by_reference(fn: object) -> bool:
+    # A plain function, a builtin function of a module (not a method bound to
+    # an object: ``random.Random(42).random`` is a builtin too) or a class, not
+    # of ``__main__``; whether pickle really takes it by reference is checked
+    # by the caller, by comparing bytes.
+    if isinstance(fn, types.BuiltinFunctionType):
+        owner = fn.__self__
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return False
+    elif not isinstance(fn, (types.FunctionType, type)):
+        return False
+    return getattr(fn, "__module__", "__main__") not in ("__main__", None)
 
 
 class Dispatcher(PoolState):
@@ -167,31 +177,48 @@ class Dispatcher(PoolState):
         return plan
 
     def _pickle(self, batch: list[Job]) -> tuple[list[bytes], list[Job], list[tuple[Job, SerializationError]]]:
-        # Each job on its own, so one bad argument fails one job; a function
-        # shared by consecutive jobs is pickled once per batch (map-like bursts).
+        # Each job on its own, so one bad argument fails one job. Each job's
+        # callable is unpickled on its own in the worker (its state must not
+        # leak into the next call), but consecutive jobs of the same callable
+        # share its bytes here, pickled once: the frame's pickle sends one
+        # bytes object once however often it appears. A function pickled by
+        # reference is not even unpickled again: None stands for it.
         items: list[tuple[int, bytes | None, bytes | int]] = []
         large: list[bytes] = []
         good: list[Job] = []
         bad: list[tuple[Job, SerializationError]] = []
-        last_fn: object = None
+        pickled: tuple[object, bytes, bool] | None = None  # (fn, its bytes, by reference)
+        sent_fn: object = None  # the callable of the last job in ``items``
         for job in batch:
-            fn_bytes = None
-            if not items or job.fn is not last_fn:
+            fn = job.fn
+            if pickled is None or pickled[0] is not fn:
                 try:
-                    fn_bytes = self._dumps_fn(job.fn)
-                except Exception as err:
-                    exc = SerializationError(f"cannot pickle function {wire.describe(job.fn)}: {err!r}")
-                    exc.__cause__ = err
-                    bad.append((job, exc))
+                    pickled = (fn, *self._dumps_fn(fn))
+                except BaseException as err:  # pickling runs user code; never kill the manager thread
+                    pickled = None  # tried again for the next job: each run gets its own error
+                    bad.append(
+                        (
+                            job,
+                            SerializationError.wrap(
+                                f"cannot pickle function {wire.describe(fn)}: {wire.reason(err)}", err
+                            ),
+                        )
+                    )
                     continue
             try:
-                arg_bytes = cloudpickle.dumps((job.args, job.kwargs), wire.PROTOCOL)
-            except Exception as err:
-                exc = SerializationError(f"cannot pickle argument of {wire.describe(job.fn)}: {err!r}")
-                exc.__cause__ = err
-                bad.append((job, exc))
+                arg_bytes = wire.dumps_task((job.args, job.kwargs))
+            except BaseException as err:
+                bad.append(
+                    (
+                        job,
+                        SerializationError.wrap(
+                            f"cannot pickle argument of {wire.describe(fn)}: {wire.reason(err)}", err
+                        ),
+                    )
+                )
                 continue
-            last_fn = job.fn
+            fn_bytes = None if pickled[2] and items and sent_fn is fn else pickled[1]
+            sent_fn = fn
             job.jid = self._next_jid
             self._next_jid += 1
             if len(arg_bytes) < wire.INLINE_ARGS:
@@ -203,20 +230,27 @@ class Dispatcher(PoolState):
         meta = pickle.dumps(items, wire.PROTOCOL)
         return [wire.META_LEN.pack(len(meta)) + meta, *large], good, bad
 
-    def _dumps_fn(self, fn: Callable[..., Any]) -> bytes:
-        # A function pickled by reference (module + name) gives the same bytes
-        # every time, so the last one is cached; one pickled by value (lambda,
-        # closure, __main__) is pickled again, to capture the globals it sees now.
+    def _dumps_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bool]:
+        """``fn`` pickled, and whether by reference (module + name: no state of its own).
+
+        Only a function pickled by reference may be shared by several jobs in a
+        worker (its unpickling returns the module's own object anyway), and
+        its bytes never change: the last one is cached. Anything else (a
+        lambda, closure, ``partial``, bound method, callable object, function
+        of ``__main__``) is pickled again for every frame, to capture its
+        state now, and unpickled once per job.
+        """
         if fn is self._fn_cache[0]:
-            return self._fn_cache[1]
-        data: bytes = cloudpickle.dumps(fn, wire.PROTOCOL)
-        if isinstance(fn, _BY_REFERENCE) and getattr(fn, "__module__", "__main__") != "__main__":
+            return self._fn_cache[1], True
+        data = wire.dumps_task(fn)
+        if _by_reference(fn):
             try:
                 if pickle.dumps(fn, wire.PROTOCOL) == data:
                     self._fn_cache = (fn, data)
+                    return data, True
             except Exception:
                 pass
-        return data
+        return data, False
 
     def _parent_fds(self) -> list[int]:
         # Only "fork" children inherit our fds; they close these at once so that

@@ -211,10 +211,11 @@ class Manager(Dispatcher):
             if ok:
                 try:
                     value: Any = pickle.loads(payload)
-                except Exception as err:
+                except BaseException as err:  # user code (a reconstructor) may raise anything here
                     ok = False
-                    value = SerializationError(f"cannot unpickle the result of {wire.describe(job.fn)}: {err!r}")
-                    value.__cause__ = err
+                    value = SerializationError.wrap(
+                        f"cannot unpickle the result of {wire.describe(job.fn)}: {wire.reason(err)}", err
+                    )
             else:
                 value = wire.loads_exception(payload, wire.describe(job.fn))
             out.append(("d", job.token, ok, value, w.pid))

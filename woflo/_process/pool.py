@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
 from loky.backend.context import get_context
 
+from woflo._process import wire
 from woflo._process.manager import Manager
 from woflo._process.state import SENT, Job
 
@@ -99,7 +99,7 @@ class WorkerPool(Manager):
         super().__init__(
             ctx=ctx,
             fork=start_method == "fork",
-            init=cloudpickle.dumps((initializer, initargs)) if initializer is not None else None,
+            init=wire.dumps_task((initializer, initargs)) if initializer is not None else None,
             max_workers=max_workers,
             max_tasks=max_tasks_per_child,
             idle_timeout=idle_timeout,

@@ -3,8 +3,12 @@
 Three pipes join the parent to each worker:
 
 * inbox (parent -> worker): frames of ``len:u64 | pickle(list of jobs)``; a job is
-  ``(jid, fn_bytes | None, args_bytes)`` where ``None`` means "the same function as
-  the previous job of this batch", so a map-like burst pickles its function once.
+  ``(jid, fn_bytes | None, args_bytes)``. The worker unpickles ``fn_bytes`` for
+  that job alone, so each call gets its own copy of its callable (a callable
+  object's state never leaks into the next call). ``None`` means "the same
+  function as the previous job of this frame" and is sent only for a function
+  pickled by reference (a module-level function, builtin or class), whose
+  unpickling returns the module's own object anyway.
   A frame of length 0 asks the worker to exit once its queue is done.
 * outbox (worker -> parent): frames of ``len:u64 | kind:u8 | jid:u64 | payload``.
   One frame per finished job, written as soon as the job ends: pipe contents
@@ -14,19 +18,29 @@ Three pipes join the parent to each worker:
   watchdog thread reads it; EOF there means the parent is gone.
 
 Every job is pickled on its own so that one bad argument fails only that job.
+
+Functions that cloudpickle sends by value (lambdas, closures, functions of
+``__main__``) get, in each worker, one global namespace per module name, shared
+by every such function of that module (see ``dumps_task``): an initializer of
+``__main__`` that sets a global is seen by the tasks of ``__main__``, as with
+``ProcessPoolExecutor``, where ``__main__`` is forked or re-imported.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import struct
 import traceback
+import types
 from typing import Any
 
 import cloudpickle
+import cloudpickle.cloudpickle as _cp
 
 from woflo._errors import SerializationError
+from woflo._names import callable_name
 
 __all__ = [
     "CTL",
@@ -43,8 +57,10 @@ __all__ = [
     "RemoteTraceback",
     "describe",
     "dumps_exception",
+    "dumps_task",
     "dumps_value",
     "loads_exception",
+    "reason",
     "write_all",
 ]
 
@@ -85,11 +101,30 @@ class RemoteTraceback(Exception):
 
 
 def describe(obj: object) -> str:
-    """Name a callable for an error message: its name, never its values (see `callable_name`)."""
-    # Imported here, not at the top: this function's body is all that changed.
-    from woflo._names import callable_name
+    """Name a callable for an error message: its name, never its values (see `callable_name`).
 
-    return callable_name(obj)
+    Never raises: the attributes it reads may be user code.
+    """
+    try:
+        return callable_name(obj)
+    except BaseException:
+        return "a callable"
+
+
+def reason(err: BaseException) -> str:
+    """``"TypeName: message"`` of an exception, for an error message; never raises.
+
+    The message is cut at 200 characters; the exception itself stays the
+    ``__cause__``.
+    """
+    name = type(err).__name__
+    try:
+        text = str(err)
+    except BaseException:
+        return name
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{name}: {text}" if text else name
 
 
 def dumps_value(obj: object) -> bytes:
@@ -104,37 +139,116 @@ def dumps_value(obj: object) -> bytes:
         return data
 
 
-def dumps_exception(exc: BaseException) -> bytes:
-    """Pickle ``(traceback text, pickled exception)``; never raises.
+def dumps_exception(exc: BaseException, what: str = "the function") -> bytes:
+    """Pickle ``(traceback text, pickled exception)`` for an exception raised by ``what``; never raises.
 
-    An exception that cannot be pickled is replaced by a SerializationError that
-    names it; the traceback text travels either way.
+    Any ``BaseException`` is taken (a task's ``SystemExit`` too). An exception
+    that cannot be pickled is replaced by a `SerializationError` that names its
+    type and ``what`` (never its values: its ``repr`` may raise too), built with
+    `SerializationError.wrap` from the pickling error; a traceback that cannot
+    be formatted is replaced by a line saying so.
     """
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException as err:
+        tb = f"{type(exc).__qualname__} (its traceback could not be formatted: {reason(err)})\n"
     tb = f'\n"""\n{tb}"""'
     try:
         body = dumps_value(exc)
-    except Exception as err:
-        body = pickle.dumps(
-            SerializationError(f"cannot pickle exception {type(exc).__name__}: {exc!r}: {err!r}"),
-            PROTOCOL,
+    except BaseException as err:
+        bad = SerializationError.wrap(
+            f"cannot pickle exception {type(exc).__qualname__} raised by {what}: {reason(err)}", err
         )
+        try:
+            body = pickle.dumps(bad, PROTOCOL)
+        except BaseException:  # the pickler's error class is not importable: keep the message only
+            body = pickle.dumps(SerializationError(str(bad)), PROTOCOL)
     return pickle.dumps((tb, body), PROTOCOL)
 
 
 def loads_exception(payload: bytes, what: str) -> BaseException:
-    """Rebuild an exception sent by ``dumps_exception``, remote traceback attached."""
+    """Rebuild an exception sent by ``dumps_exception``, remote traceback attached; never raises.
+
+    Each call returns a new object. One that cannot be unpickled becomes a
+    `SerializationError` (built with `SerializationError.wrap` from the error).
+    """
     tb, body = pickle.loads(payload)
     try:
         exc = pickle.loads(body)
         if not isinstance(exc, BaseException):
             raise TypeError(f"not an exception: {type(exc).__name__}")
-    except Exception as err:
-        bad = SerializationError(f"cannot unpickle the exception raised by {what}: {err!r}")
-        bad.__cause__ = RemoteTraceback(tb)
-        return bad
+    except BaseException as err:  # unpickling runs user code, which may raise anything
+        if err.__cause__ is None:  # keep the worker's traceback in the chain
+            err.__cause__ = RemoteTraceback(tb)
+        return SerializationError.wrap(f"cannot unpickle the exception raised by {what}: {reason(err)}", err)
     exc.__cause__ = RemoteTraceback(tb)
     return exc
+
+
+class _TaskPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler whose by-value functions share their module's namespace in the worker.
+
+    cloudpickle rebuilds each function sent by value with a globals dict of its
+    own, filled with the parent's values of the names it uses; functions of one
+    ``dumps`` share it, those of separate ``dumps`` do not. So a ``__main__``
+    initializer that sets a global would set it where no task looks. Here the
+    rebuild goes through ``_shared_function``/``_fill_globals`` instead, which
+    use one namespace per module name in the process that unpickles.
+
+    Hooks cloudpickle's private ``_dynamic_function_reduce`` (pinned by
+    ``tests/process/test_worker_contract.py::test_cloudpickle_hook_is_in_place``);
+    if the reduction does not have the shape expected, it is left as it is.
+    """
+
+    def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
+        rv = super()._dynamic_function_reduce(func)
+        if len(rv) == 6 and rv[0] is _cp._make_function and rv[5] is _cp._function_setstate and len(rv[1]) == 5:
+            return (_shared_function, rv[1], rv[2], rv[3], rv[4], _fill_globals)
+        return rv
+
+
+def dumps_task(obj: object) -> bytes:
+    """Pickle what the parent sends to a worker (callable, arguments, initializer) with cloudpickle.
+
+    As ``cloudpickle.dumps``, except that functions sent by value share, in the
+    worker, one namespace per module name (see ``_TaskPickler``).
+
+    Raises:
+        Whatever the pickler raises (``TypeError`` for a lock, ``pickle.PicklingError``...).
+    """
+    with io.BytesIO() as file:
+        _TaskPickler(file, PROTOCOL).dump(obj)
+        return file.getvalue()
+
+
+# In a worker: module name -> the namespace its by-value functions share.
+_NAMESPACES: dict[str, dict[str, Any]] = {}
+
+
+def _shared_function(code: types.CodeType, base: dict[str, Any], name: Any, argdefs: Any, closure: Any) -> Any:
+    # Runs at unpickling. ``base`` holds the module's __name__, __file__...;
+    # the first function of a module makes it the module's namespace.
+    module = base.get("__name__")
+    if isinstance(module, str):
+        namespace = _NAMESPACES.setdefault(module, base)
+        if namespace is not base:
+            for key, value in base.items():
+                namespace.setdefault(key, value)
+        base = namespace
+    return _cp._make_function(code, base, name, argdefs, closure)
+
+
+def _fill_globals(func: types.FunctionType, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # Runs at unpickling. The parent's values only fill names the namespace does
+    # not have yet: what the worker set (an initializer's ``global X``) wins,
+    # as in ``ProcessPoolExecutor``'s workers, which never see the parent's
+    # later changes either.
+    attrs, slots = state
+    namespace = func.__globals__
+    for key, value in slots["__globals__"].items():
+        if key not in namespace:
+            namespace[key] = value
+    _cp._function_setstate(func, (attrs, {**slots, "__globals__": {}}))
 
 
 def write_all(fd: int, parts: list[Any]) -> None:

@@ -3,10 +3,16 @@
 Runs in the child only. It knows nothing of futures or retries: it unpickles a
 batch, runs each job in order, and writes each outcome as soon as the job ends.
 
-A task that raises an ``Exception`` fails only its job. A ``BaseException`` that
-is not an ``Exception`` (``SystemExit`` from ``sys.exit``, ``KeyboardInterrupt``)
-ends the worker, as ``sys.exit`` ends any process: the parent reports the job as
-``WorkerCrashed`` with that exit code and starts a replacement.
+Whatever a task raises, ``BaseException`` included (``SystemExit`` from
+``sys.exit``, ``KeyboardInterrupt``), is that job's exception, and the worker
+takes the next job, as in ``ProcessPoolExecutor``. Only a real death of the
+process (a signal, ``os._exit``) is a crash, which the parent reports as
+``WorkerCrashed``. Everything that runs user code here (unpickling the function
+and arguments, the call, pickling the result or the exception, formatting the
+traceback) fails only its job, whatever it raises.
+
+Each job unpickles its own callable (see ``wire``): a callable object's state
+never carries over from one job to the next.
 """
 
 from __future__ import annotations
@@ -115,26 +121,39 @@ def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
 class _BadFunction:
     """Stands in for a function that could not be unpickled in the worker."""
 
-    def __init__(self, err: Exception) -> None:
+    def __init__(self, err: BaseException) -> None:
         self.err = err
 
 
 def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
+    """Run one job; returns the kind and payload of its result frame. Never raises.
+
+    Every error is a new exception object, even for jobs that share a function
+    that could not be unpickled: each run gets its own.
+    """
+    if isinstance(fn, _BadFunction):
+        # A new SerializationError per job; the unpickling error it wraps travels
+        # as text only (in the traceback), never as an object shared by runs.
+        bad = SerializationError.wrap(f"cannot unpickle the function in the worker: {wire.reason(fn.err)}", fn.err)
+        return wire.KIND_EXC, wire.dumps_exception(bad, "the function")
     try:
-        if isinstance(fn, _BadFunction):
-            raise SerializationError(f"cannot unpickle the function in the worker: {fn.err!r}") from fn.err
-        try:
-            args, kwargs = pickle.loads(arg_bytes)
-        except Exception as err:
-            raise SerializationError(f"cannot unpickle the arguments in the worker: {err!r}") from err
+        args, kwargs = pickle.loads(arg_bytes)
+    except BaseException as err:  # unpickling runs user code, which may raise anything
+        what = wire.describe(fn)
+        bad = SerializationError.wrap(f"cannot unpickle the arguments of {what} in the worker: {wire.reason(err)}", err)
+        return wire.KIND_EXC, wire.dumps_exception(bad, what)
+    try:
         result = fn(*args, **kwargs)
-    except Exception as exc:
-        return wire.KIND_EXC, wire.dumps_exception(exc)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt of a task are its result too
+        return wire.KIND_EXC, wire.dumps_exception(exc, wire.describe(fn))
     try:
         return wire.KIND_OK, wire.dumps_value(result)
-    except Exception as err:
-        bad = SerializationError(f"cannot pickle the result of {wire.describe(fn)} ({type(result).__name__}): {err!r}")
-        return wire.KIND_EXC, wire.dumps_exception(bad)
+    except BaseException as err:
+        what = wire.describe(fn)
+        bad = SerializationError.wrap(
+            f"cannot pickle the result of {what} ({type(result).__qualname__}): {wire.reason(err)}", err
+        )
+        return wire.KIND_EXC, wire.dumps_exception(bad, what)
 
 
 def worker_main(*args: Any) -> None:
@@ -213,7 +232,6 @@ def _serve(
 
     jobs: deque[tuple[int, bytes | None, bytes | memoryview]] = deque()
     fn: Any = None
-    last_fn_bytes: bytes | None = None
     done = 0
     while max_tasks is None or done < max_tasks:
         if not jobs:
@@ -229,13 +247,12 @@ def _serve(
             jobs.extend(_jobs_of(body))
             del body
         jid, fn_bytes, arg_bytes = jobs.popleft()
-        if fn_bytes is not None and fn_bytes != last_fn_bytes:
-            # Equal bytes rebuild an equal function: skip the unpickling, which is
-            # slow for functions cloudpickle sent by value (lambdas, __main__).
-            last_fn_bytes = fn_bytes
+        if fn_bytes is not None:  # None: the previous job's function, sent by reference
+            # Unpickled for this job alone, even when equal to the last one: a
+            # callable object's state must not leak from one call to the next.
             try:
                 fn = pickle.loads(fn_bytes)
-            except Exception as err:
+            except BaseException as err:  # unpickling runs user code, which may raise anything
                 fn = _BadFunction(err)
         with state.lock:
             state.last_started = jid
