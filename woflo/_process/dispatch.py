@@ -109,6 +109,10 @@ class Dispatcher(PoolState):
                 for job, problem in bad:
                     if not job.killed and self._table.pop(job.token, None) is job:
                         out.append(("d", job.token, False, problem, None))
+                if bad and self._pending:
+                    # The worker got fewer jobs than planned (maybe none): plan
+                    # again next turn, not at the next event, which may never come.
+                    self._new = True
                 if not good:
                     continue
                 # The FIFO mirrors the frame exactly: the worker answers every job
