@@ -60,7 +60,9 @@ class WorkerCrashed(WofloError, BrokenProcessPool):
     """The worker running an attempt died before the attempt finished.
 
     Raised for a segfault, a ``SIGKILL``, ``os._exit``, the kernel's
-    out-of-memory killer, or a lost Dask worker. Only that attempt fails (the
+    out-of-memory killer, or a lost Dask worker; not for ``sys.exit`` or any
+    other exception a task raises, which is that run's exception (the worker
+    lives on, as in ``ProcessPoolExecutor``). Only that attempt fails (the
     pool replaces the worker), and it is retryable like any other exception.
     It is a ``concurrent.futures.process.BrokenProcessPool`` (and so a
     ``BrokenExecutor``) because that is what ``ProcessPoolExecutor`` raises for
