@@ -350,9 +350,10 @@ def helper():
     return CONFIG
 
 
-def task(x):
+def task(x, calls=[]):
     SEEN.append(x)  # module state of the worker, as a module global would be
-    return (helper(), x)
+    calls.append(x)  # a module-level function is one object per worker, as in the stdlib
+    return (helper(), x, len(SEEN), len(calls))
 
 
 if __name__ == "__main__":
@@ -378,7 +379,7 @@ def test_initializer_of_main_sets_globals_its_tasks_read(tmp_path: Path, method:
     assert proc.returncode == 0, proc.stderr
     ours, theirs = proc.stdout.strip().splitlines()
     assert ours == theirs
-    assert ours == str([("configured", i) for i in range(3)])
+    assert ours == str([("configured", i, i + 1, i + 1) for i in range(3)])
 
 
 def test_cloudpickle_hook_is_in_place() -> None:

@@ -36,18 +36,14 @@ _TARGET_QUEUED_S = 0.002  # queued work per worker that prefetch aims for
 _MAX_PREFETCH = 64
 
 
-def _by_reference(fn: object) -> bool:
-    # A plain function, a builtin function of a module (not a method bound to
-    # an object: ``random.Random(42).random`` is a builtin too) or a class, not
-    # of ``__main__``; whether pickle really takes it by reference is checked
-    # by the caller, by comparing bytes.
+def _named_kind(fn: object) -> bool:
+    # A function, a builtin function of a module (not a builtin method bound to
+    # an object: ``random.Random(42).random`` is a builtin too) or a class: the
+    # kinds that pickle saves by name when it can (``_dumps_fn`` checks it can).
     if isinstance(fn, types.BuiltinFunctionType):
         owner = fn.__self__
-        if owner is not None and not isinstance(owner, types.ModuleType):
-            return False
-    elif not isinstance(fn, (types.FunctionType, type)):
-        return False
-    return getattr(fn, "__module__", "__main__") not in ("__main__", None)
+        return owner is None or isinstance(owner, types.ModuleType)
+    return isinstance(fn, (types.FunctionType, type))
 
 
 class Dispatcher(PoolState):
@@ -181,17 +177,16 @@ class Dispatcher(PoolState):
         return plan
 
     def _pickle(self, batch: list[Job]) -> tuple[list[bytes], list[Job], list[tuple[Job, SerializationError]]]:
-        # Each job on its own, so one bad argument fails one job. Each job's
-        # callable is unpickled on its own in the worker (its state must not
-        # leak into the next call), but consecutive jobs of the same callable
-        # share its bytes here, pickled once: the frame's pickle sends one
-        # bytes object once however often it appears. A function pickled by
-        # reference is not even unpickled again: None stands for it.
-        items: list[tuple[int, bytes | None, bytes | int]] = []
+        # Each job on its own, so one bad argument fails one job. Consecutive
+        # jobs of one callable share its bytes, pickled once per frame (the
+        # frame's pickle sends one bytes object once however often it appears);
+        # the worker still unpickles them per job unless the callable is shared
+        # (see wire), and then None stands for the previous job's function.
+        items: list[tuple[int, bytes | None, bool, bytes | int]] = []
         large: list[bytes] = []
         good: list[Job] = []
         bad: list[tuple[Job, SerializationError]] = []
-        pickled: tuple[object, bytes, bool] | None = None  # (fn, its bytes, by reference)
+        pickled: tuple[object, bytes, bool] | None = None  # (fn, its bytes, shared)
         sent_fn: object = None  # the callable of the last job in ``items``
         for job in batch:
             fn = job.fn
@@ -221,40 +216,44 @@ class Dispatcher(PoolState):
                     )
                 )
                 continue
-            fn_bytes = None if pickled[2] and items and sent_fn is fn else pickled[1]
+            shared = pickled[2]
+            fn_bytes = None if shared and items and sent_fn is fn else pickled[1]
             sent_fn = fn
             job.jid = self._next_jid
             self._next_jid += 1
             if len(arg_bytes) < wire.INLINE_ARGS:
-                items.append((job.jid, fn_bytes, arg_bytes))
+                items.append((job.jid, fn_bytes, shared, arg_bytes))
             else:  # sent after the list, as it is: see wire.META_LEN
-                items.append((job.jid, fn_bytes, len(arg_bytes)))
+                items.append((job.jid, fn_bytes, shared, len(arg_bytes)))
                 large.append(arg_bytes)
             good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
         meta = pickle.dumps(items, wire.PROTOCOL)
         return [wire.META_LEN.pack(len(meta)) + meta, *large], good, bad
 
     def _dumps_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bool]:
-        """``fn`` pickled, and whether by reference (module + name: no state of its own).
+        """``fn`` pickled, and whether the worker may share one copy of it among jobs.
 
-        Only a function pickled by reference may be shared by several jobs in a
-        worker (its unpickling returns the module's own object anyway), and
-        its bytes never change: the last one is cached. Anything else (a
-        lambda, closure, ``partial``, bound method, callable object, function
-        of ``__main__``) is pickled again for every frame, to capture its
-        state now, and unpickled once per job.
+        Shared: what plain pickle saves by name (a module-level function, of
+        ``__main__`` too, a builtin function, a class), which a
+        ``ProcessPoolExecutor`` worker also holds once, as the module's own
+        object. Not shared: any object with state of its own (a callable
+        object, ``partial``, bound method, lambda, closure), unpickled per job.
+        The bytes of a function pickled by reference never change: the last
+        ones are cached. A function of ``__main__`` (cloudpickle sends it by
+        value, with the globals it uses) is pickled again for each frame.
         """
         if fn is self._fn_cache[0]:
             return self._fn_cache[1], True
         data = wire.dumps_task(fn)
-        if _by_reference(fn):
-            try:
-                if pickle.dumps(fn, wire.PROTOCOL) == data:
-                    self._fn_cache = (fn, data)
-                    return data, True
-            except Exception:
-                pass
-        return data, False
+        if not _named_kind(fn):
+            return data, False
+        try:
+            by_name = pickle.dumps(fn, wire.PROTOCOL)
+        except Exception:
+            return data, False  # a lambda or a nested function: it has state of its own
+        if by_name == data:
+            self._fn_cache = (fn, data)
+        return data, True
 
     def _parent_fds(self) -> list[int]:
         # Only "fork" children inherit our fds; they close these at once so that

@@ -3,12 +3,13 @@
 Three pipes join the parent to each worker:
 
 * inbox (parent -> worker): frames of ``len:u64 | pickle(list of jobs)``; a job is
-  ``(jid, fn_bytes | None, args_bytes)``. The worker unpickles ``fn_bytes`` for
-  that job alone, so each call gets its own copy of its callable (a callable
-  object's state never leaks into the next call). ``None`` means "the same
-  function as the previous job of this frame" and is sent only for a function
-  pickled by reference (a module-level function, builtin or class), whose
-  unpickling returns the module's own object anyway.
+  ``(jid, fn_bytes | None, shared, args_bytes)``. A callable the stdlib would
+  pickle by name (a module-level function, of ``__main__`` too, a builtin
+  function, a class) is ``shared``: as in ``ProcessPoolExecutor``, the worker
+  keeps one copy of it for every job with equal ``fn_bytes``, and ``None``
+  means "the previous job's function" (sent for the later jobs of a frame).
+  Anything else (a callable object, ``partial``, bound method, lambda, closure)
+  is unpickled for its job alone, so its state never leaks into the next call.
   A frame of length 0 asks the worker to exit once its queue is done.
 * outbox (worker -> parent): frames of ``len:u64 | kind:u8 | jid:u64 | payload``.
   One frame per finished job, written as soon as the job ends: pipe contents
@@ -68,7 +69,7 @@ INBOX_HEADER = struct.Struct("<Q")
 OUT_HEADER = struct.Struct("<QBQ")  # length of (kind + jid + payload), kind, jid
 CTL = struct.Struct("<Q")
 # An inbox frame's body: META_LEN, then the pickled list of (jid, fn_bytes,
-# args), then the large arguments back to back. ``args`` is a job's pickled
+# shared, args), then the large arguments back to back. ``args`` is a job's pickled
 # arguments when small, or the length of its part after the list when at least
 # INLINE_ARGS: a large argument is not pickled a second time inside the list,
 # which would cost one more copy into fresh memory on each side.

@@ -11,8 +11,9 @@ process (a signal, ``os._exit``) is a crash, which the parent reports as
 and arguments, the call, pickling the result or the exception, formatting the
 traceback) fails only its job, whatever it raises.
 
-Each job unpickles its own callable (see ``wire``): a callable object's state
-never carries over from one job to the next.
+Each job unpickles its own callable unless the stdlib would send it by name
+(see ``wire``): a callable object's state never carries over from one job to
+the next, while a module-level function is one object, as in the stdlib.
 """
 
 from __future__ import annotations
@@ -95,18 +96,18 @@ def _read_exact(fd: int, n: int) -> bytearray | None:
     return buf
 
 
-def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bytes | memoryview]]:
-    """Split an inbox frame into (jid, fn_bytes, argument bytes); large ones are not copied."""
+def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bool, bytes | memoryview]]:
+    """Split an inbox frame into (jid, fn_bytes, shared, argument bytes); large ones are not copied."""
     view = memoryview(body)
     (meta_len,) = wire.META_LEN.unpack_from(view, 0)
     pos = wire.META_LEN.size + meta_len
-    jobs: list[tuple[int, bytes | None, bytes | memoryview]] = []
-    for jid, fn_bytes, args in pickle.loads(view[wire.META_LEN.size : pos]):
+    jobs: list[tuple[int, bytes | None, bool, bytes | memoryview]] = []
+    for jid, fn_bytes, shared, args in pickle.loads(view[wire.META_LEN.size : pos]):
         if isinstance(args, int):  # a large argument, after the list
-            jobs.append((jid, fn_bytes, view[pos : pos + args]))
+            jobs.append((jid, fn_bytes, shared, view[pos : pos + args]))
             pos += args
         else:
-            jobs.append((jid, fn_bytes, args))
+            jobs.append((jid, fn_bytes, shared, args))
     return jobs
 
 
@@ -230,8 +231,10 @@ def _serve(
             sys.exit(3)
     _send(out_fd, wire.KIND_READY, 0)
 
-    jobs: deque[tuple[int, bytes | None, bytes | memoryview]] = deque()
+    jobs: deque[tuple[int, bytes | None, bool, bytes | memoryview]] = deque()
     fn: Any = None
+    shared_bytes: bytes | None = None  # the last shared function (see wire), kept as the stdlib keeps it
+    shared_fn: Any = None
     done = 0
     while max_tasks is None or done < max_tasks:
         if not jobs:
@@ -246,14 +249,20 @@ def _serve(
                 break
             jobs.extend(_jobs_of(body))
             del body
-        jid, fn_bytes, arg_bytes = jobs.popleft()
-        if fn_bytes is not None:  # None: the previous job's function, sent by reference
-            # Unpickled for this job alone, even when equal to the last one: a
-            # callable object's state must not leak from one call to the next.
+        jid, fn_bytes, shared, arg_bytes = jobs.popleft()
+        if fn_bytes is None:
+            pass  # the previous job's function, shared
+        elif shared and fn_bytes == shared_bytes:
+            fn = shared_fn
+        else:
+            # Not shared: unpickled for this job alone, so that a callable
+            # object's state does not leak from one call into the next.
             try:
                 fn = pickle.loads(fn_bytes)
             except BaseException as err:  # unpickling runs user code, which may raise anything
                 fn = _BadFunction(err)
+            if shared:
+                shared_bytes, shared_fn = fn_bytes, fn
         with state.lock:
             state.last_started = jid
             skip = jid in state.cancelled
