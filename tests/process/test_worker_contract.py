@@ -446,8 +446,6 @@ def test_pickling_errors_are_what_the_stdlib_raises(
 
 UNRULY: dict[str, tuple[Callable[..., Any], str, type[BaseException]]] = {
     "exception neither picklable nor printable": (raise_nasty, "Nasty", TypeError),
-    "result whose pickling raises SystemExit": (make_reduces_to_exit, "ReducesToExit", SerializationError),
-    "exception whose pickling raises KeyboardInterrupt": (raise_exit_on_pickle, "ExitOnPickle", SerializationError),
 }
 
 
@@ -461,6 +459,24 @@ def test_unruly_objects_fail_only_their_run(runner: ProcessRunner, case: str) ->
         assert isinstance(exc, SerializationError) and isinstance(exc, also), repr(exc)
         assert type_name in str(exc) and fn.__qualname__ in str(exc)
         assert [a.outcome for a in run.attempts] == ["failed"]
+        assert run.attempts[0].worker == pid
+    assert runner.submit(pid_of_worker).result(60) == pid
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [(make_reduces_to_exit, SystemExit), (raise_exit_on_pickle, KeyboardInterrupt)],
+    ids=["result whose pickling raises SystemExit", "exception whose pickling raises KeyboardInterrupt"],
+)
+def test_base_exception_while_pickling_is_the_runs_exception_as_in_the_stdlib(
+    runner: ProcessRunner, ppe: cf.ProcessPoolExecutor, fn: Callable[..., Any], expected: type[BaseException]
+) -> None:
+    theirs = ppe.submit(fn).exception(60)
+    pid = runner.submit(pid_of_worker).result(60)
+    for _ in range(2):  # twice: the first did not cost the worker
+        run = runner.submit(fn)
+        ours = run.exception(60)
+        assert type(ours) is type(theirs) is expected
         assert run.attempts[0].worker == pid
     assert runner.submit(pid_of_worker).result(60) == pid
 

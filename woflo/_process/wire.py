@@ -29,6 +29,7 @@ by every such function of that module (see ``dumps_task``): an initializer of
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -144,7 +145,9 @@ def dumps_exception(exc: BaseException, what: str = "the function") -> bytes:
     """Pickle ``(traceback text, pickled exception)`` for an exception raised by ``what``; never raises.
 
     Any ``BaseException`` is taken (a task's ``SystemExit`` too). An exception
-    that cannot be pickled is replaced by a `SerializationError` that names its
+    whose pickling raises a non-``Exception`` (``SystemExit``) is replaced by
+    that one, as ``ProcessPoolExecutor`` does. One that cannot be pickled
+    otherwise is replaced by a `SerializationError` that names its
     type and ``what`` (never its values: its ``repr`` may raise too), built with
     `SerializationError.wrap` from the pickling error; a traceback that cannot
     be formatted is replaced by a line saying so.
@@ -157,6 +160,9 @@ def dumps_exception(exc: BaseException, what: str = "the function") -> bytes:
     try:
         body = dumps_value(exc)
     except BaseException as err:
+        if not isinstance(err, Exception):  # the stdlib sends this one instead (a SystemExit...)
+            with contextlib.suppress(BaseException):
+                return pickle.dumps((tb, dumps_value(err)), PROTOCOL)
         bad = SerializationError.wrap(
             f"cannot pickle exception {type(exc).__qualname__} raised by {what}: {reason(err)}", err
         )

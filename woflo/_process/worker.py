@@ -9,7 +9,12 @@ takes the next job, as in ``ProcessPoolExecutor``. Only a real death of the
 process (a signal, ``os._exit``) is a crash, which the parent reports as
 ``WorkerCrashed``. Everything that runs user code here (unpickling the function
 and arguments, the call, pickling the result or the exception, formatting the
-traceback) fails only its job, whatever it raises.
+traceback) fails only its job, whatever it raises, with one exception kept
+from the stdlib: a ``SystemExit`` (or other non-``Exception``) raised while the
+call's function or arguments are unpickled ends the worker, as it ends a
+``ProcessPoolExecutor`` worker (the run fails with ``WorkerCrashed``, a
+``BrokenProcessPool``). One raised while the result or the exception is
+pickled is the run's exception, as in the stdlib.
 
 Each job unpickles its own callable unless the stdlib would send it by name
 (see ``wire``): a callable object's state never carries over from one job to
@@ -139,7 +144,7 @@ def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
         return wire.KIND_EXC, wire.dumps_exception(bad, "the function")
     try:
         args, kwargs = pickle.loads(arg_bytes)
-    except BaseException as err:  # unpickling runs user code, which may raise anything
+    except Exception as err:  # a SystemExit here ends the worker, as in ProcessPoolExecutor
         what = wire.describe(fn)
         bad = SerializationError.wrap(f"cannot unpickle the arguments of {what} in the worker: {wire.reason(err)}", err)
         return wire.KIND_EXC, wire.dumps_exception(bad, what)
@@ -151,6 +156,8 @@ def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
         return wire.KIND_OK, wire.dumps_value(result)
     except BaseException as err:
         what = wire.describe(fn)
+        if not isinstance(err, Exception):  # a SystemExit is the run's exception, as in ProcessPoolExecutor
+            return wire.KIND_EXC, wire.dumps_exception(err, what)
         bad = SerializationError.wrap(
             f"cannot pickle the result of {what} ({type(result).__qualname__}): {wire.reason(err)}", err
         )
@@ -259,7 +266,7 @@ def _serve(
             # object's state does not leak from one call into the next.
             try:
                 fn = pickle.loads(fn_bytes)
-            except BaseException as err:  # unpickling runs user code, which may raise anything
+            except Exception as err:  # a SystemExit here ends the worker, as in ProcessPoolExecutor
                 fn = _BadFunction(err)
             if shared:
                 shared_bytes, shared_fn = fn_bytes, fn
