@@ -222,15 +222,15 @@ class Manager(Dispatcher):
                     value: Any = pickle.loads(payload)
                 except BaseException as err:  # a reconstructor may raise SystemExit: only this job fails
                     ok = False
-                    value = SerializationError(f"cannot unpickle the result of {wire.describe(job.fn)}: {err!r}")
-                    value.__cause__ = err
+                    value = SerializationError.wrap(
+                        f"cannot unpickle the result of {wire.describe(job.fn)}: {err!r}", err
+                    )
             else:
                 try:
                     value = wire.loads_exception(payload, wire.describe(job.fn))
                 except BaseException as err:  # loads_exception lets a reconstructor's SystemExit through
                     what = wire.describe(job.fn)
-                    value = SerializationError(f"cannot unpickle the exception raised by {what}: {err!r}")
-                    value.__cause__ = err
+                    value = SerializationError.wrap(f"cannot unpickle the exception raised by {what}: {err!r}", err)
             out.append(("d", job.token, ok, value, w.pid))
 
     def _on_death(self, w: Worker, out: list[tuple[Any, ...]]) -> None:
