@@ -126,6 +126,8 @@ def spawn_sleeper(pid_file: str) -> int:
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(600)
     return child.pid
+
+
 # -- for the port of CPython's test_concurrent_futures (tests/contract/test_cpython_*.py)
 
 
@@ -344,3 +346,76 @@ def raise_broken_runner() -> None:
     from woflo import BrokenRunner
 
     raise BrokenRunner("cannot start a worker")
+
+
+def mark(path: str, value: object = None, seconds: float = 0.0) -> object:
+    """Create ``path`` (the side effect a cancelled run must never have), wait ``seconds``, return ``value``."""
+    Path(path).touch()
+    if seconds:
+        time.sleep(seconds)
+    return value
+
+
+def wait_then_fail_once(release: str, counter: str) -> str:
+    """Wait for ``release`` to exist, then fail the first call only (counted in ``counter``)."""
+    end = time.monotonic() + 30
+    while not os.path.exists(release):
+        if time.monotonic() > end:
+            raise TimeoutError("never released")
+        time.sleep(0.005)
+    fail_times(counter, 1)
+    return "second try"
+
+
+def _exit_in(pid: int) -> object:
+    """Reconstructor that raises SystemExit in process ``pid`` only (the parent)."""
+    if os.getpid() == pid:
+        raise SystemExit(7)
+    return ExitOnUnpickle(pid)
+
+
+class ExitOnUnpickle:
+    """Pickles fine; unpickling it in process ``pid`` raises SystemExit."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return _exit_in, (self.pid,)
+
+
+class ExitOnPickle:
+    """An argument whose pickling raises SystemExit (a hostile ``__reduce__``)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise SystemExit(5)
+
+
+def return_exit_on_unpickle(pid: int) -> ExitOnUnpickle:
+    return ExitOnUnpickle(pid)
+
+
+class ExitOnUnpickleError(Exception):
+    """An exception whose unpickling raises SystemExit in process ``pid``."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        return _exit_in, (self.pid,)
+
+
+def raise_exit_on_unpickle(pid: int) -> None:
+    raise ExitOnUnpickleError(pid)
+
+
+def chaos_task(kind: str, seconds: float) -> str:
+    """One task of the chaos soak: quick, slow, failing or crashing."""
+    if kind == "fail":
+        raise ValueError("planned failure")
+    if kind == "crash":
+        os._exit(9)
+    if seconds:
+        time.sleep(seconds)
+    return kind

@@ -25,6 +25,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
+from concurrent.futures._base import RUNNING
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -38,7 +39,7 @@ from woflo._policy import Policy
 from woflo._scheduler import Scheduler, Timer
 from woflo._shared import track
 from woflo._submit import check_map_args, submit_ahead, task_name, unwrap_task
-from woflo._taskrun import _OVER, AttemptRecord, TaskRun
+from woflo._taskrun import _OVER, AttemptRecord, RunState, TaskRun
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -164,7 +165,16 @@ class Runner(Executor):
                 ``with`` block does).
 
         Calling it again does nothing more.
+
+        Called with ``wait=True`` from one of the runner's own threads (a
+        done-callback runs on the thread that ended the run: a process
+        runner's manager thread, a worker thread, the timer thread), it does
+        not wait, since the runs it would wait for may need that very thread:
+        the stdlib's executors raise ``RuntimeError("cannot join current
+        thread")`` there, or deadlock. The runner closes when its last run ends.
         """
+        if wait and self._on_own_thread():
+            wait = False
         with self._lock:
             self._shutdown = True
             runs = list(self._active)
@@ -212,6 +222,14 @@ class Runner(Executor):
         wait: it must be idempotent, and with ``wait`` return only when every
         worker is gone.
         """
+
+    def _on_own_thread(self) -> bool:
+        """Whether the caller is a thread the runner needs to finish its runs.
+
+        The base knows its timer thread; a runner adds its own (workers, a
+        manager thread).
+        """
+        return threading.current_thread() is self._scheduler._thread
 
     def _new_run(self, name: str) -> TaskRun[Any]:
         """Create the `TaskRun` of a submission (a runner may use a subclass)."""
@@ -297,7 +315,13 @@ class Runner(Executor):
                 raise
 
     def _begin(self, attempt: Attempt, worker: object) -> bool:
-        if not attempt._claim or not attempt.run._try_begin():
+        if not attempt._claim:
+            return False
+        run = attempt.run
+        # A backend may have moved the run to running already (the process
+        # runner does when it sends the job): then skip the run's lock. A stop
+        # that comes after this read pops the attempt's claim, as after the lock.
+        if (run._state != RUNNING or run._run_state is not RunState.RUNNING) and not run._try_begin():
             return False
         attempt.started = time.monotonic()
         attempt.worker = worker
@@ -431,10 +455,15 @@ class Runner(Executor):
         if run._deadline_timer is not None:
             run._deadline_timer.cancel()
         run._current = None
-        if exc is None:
-            done = run._succeed(value)
-        else:
-            done = run._fail(exc)
+        try:
+            done = run._succeed(value) if exc is None else run._fail(exc)
+        except BaseException:
+            # A done-callback raised SystemExit or KeyboardInterrupt (the stdlib
+            # lets those through): the run is over all the same, so forget it
+            # before the exception goes on to whoever ended the run.
+            run._fn = run._args = run._kwargs = None
+            self._forget(run)
+            raise
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
         # Nor a second reference to its result (tenacity's last outcome): a

@@ -288,8 +288,10 @@ class TaskRun(Future[T], Generic[T]):
             # Notify waiters now: a cancelled run may never reach a worker that
             # would otherwise call set_running_or_notify_cancel for it.
             self._finish_cancelled(reason)
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        self._runner._on_cancelled(self, stopped=False)
+        try:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+        finally:  # a callback's SystemExit must not leave the attempt running
+            self._runner._on_cancelled(self, stopped=False)
         return True
 
     def stop(self) -> bool:
@@ -312,9 +314,18 @@ class TaskRun(Future[T], Generic[T]):
             if self._state in (FINISHED, CANCELLED_AND_NOTIFIED):
                 return self._state == CANCELLED_AND_NOTIFIED
             self._finish_cancelled(reason)
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        self._runner._on_cancelled(self, stopped=True)
+        try:
+            self._invoke_callbacks()  # type: ignore[attr-defined]
+        finally:  # a callback's SystemExit must not leave the attempt running
+            self._runner._on_cancelled(self, stopped=True)
         return True
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Pickling one would drag in its runner, its locks and every run its
+        # arguments reach (a chain of runs hit the recursion limit): say what
+        # is wrong at once. A process runner fails such a run with
+        # SerializationError.
+        raise TypeError(f"cannot pickle {self!r}: pass its result() instead of the TaskRun")
 
     def _finish_cancelled(self, reason: str) -> None:
         # Called with self._condition held; the caller invokes the callbacks

@@ -56,8 +56,9 @@ class Dispatcher(PoolState):
         out.append(("s", job, w.pid))
 
     def _start_head(self, w: Worker, out: list[tuple[Any, ...]], now: float) -> None:
-        # Caller holds the lock. The head of a ready worker's FIFO is running now.
-        if w.ready and w.inflight and not w.inflight[0].started:
+        # Caller holds the lock. The head of a ready worker's FIFO is running now;
+        # not on a doomed worker: its jobs go back to the queue when it dies.
+        if w.ready and w.inflight and not w.inflight[0].started and not w.doomed:
             self._mark_started(w.inflight[0], w, out, now)
 
     def _learn(self, duration: float) -> None:
@@ -98,16 +99,35 @@ class Dispatcher(PoolState):
             with self._lock:
                 self._workers.append(w)
         now = time.monotonic()
+        on_sent = self._on_sent
         for w, batch in self._plan():
+            if on_sent is not None:
+                # From here the jobs count as running: the owner refuses those
+                # it cancelled meanwhile, and they are never sent. One call per
+                # batch: this is the per-job hot path.
+                refused = on_sent([job.token for job in batch])
+                if refused:
+                    dropped = [batch[i] for i in refused]
+                    with self._lock:
+                        self._taken.difference_update(dropped)
+                        for job in dropped:
+                            if not job.killed and self._table.pop(job.token, None) is job:
+                                job.killed = True
+                        self._new = True  # the places they held in the plan are free again
+                    batch = [job for i, job in enumerate(batch) if i not in refused]
+                    if not batch:
+                        continue
             parts, good, bad = self._pickle(batch)
             with self._lock:
                 self._taken.difference_update(batch)
                 for job, problem in bad:
                     if not job.killed and self._table.pop(job.token, None) is job:
                         out.append(("d", job.token, False, problem, None))
-                if bad and self._pending:
-                    # The worker got fewer jobs than planned (maybe none): plan
-                    # again next turn, not at the next event, which may never come.
+                if bad:
+                    # The places these jobs held in the plan are free again: look
+                    # at the queue once more in the next turn, without waiting for
+                    # an event (a batch of failures alone sent nothing that would
+                    # ever wake the manager, and the queue stayed put for good).
                     self._new = True
                 if not good:
                     continue

@@ -52,6 +52,9 @@ class Worker:
         self.init_since: float | None = None  # when its initializer began
         self.expired = False  # killed for not becoming ready in time: a failed start
         self.stopping = False  # asked to exit
+        # SIGKILLed by the pool (stop, timeout, shutdown(kill=True)): it takes no
+        # more jobs, and its jobs other than the killed one go back to the queue.
+        self.doomed = False
         self.dead = False  # reaped
         self.idle_since = 0.0
         self._rbuf = bytearray()
@@ -64,10 +67,11 @@ class Worker:
 
     def takes_jobs(self) -> bool:
         """Whether the pool may send it more jobs."""
-        return not self.dead and not self.stopping and (self.budget is None or self.budget > 0)
+        return not (self.dead or self.stopping or self.doomed) and (self.budget is None or self.budget > 0)
 
     def kill_group(self) -> None:
-        """SIGKILL the worker and its process group (call under the pool lock)."""
+        """SIGKILL the worker and its process group (call under the pool lock); it is then ``doomed``."""
+        self.doomed = True
         if self.dead:
             return
         with contextlib.suppress(OSError):

@@ -170,7 +170,9 @@ class Manager(Dispatcher):
                         self._on_start(job.token, item[2])
                 else:
                     self._on_done(item[1], item[2], item[3], item[4])
-            except Exception:
+            except BaseException:
+                # User code runs here (done-callbacks, event processors): a
+                # SystemExit from it must not end the thread every run needs.
                 _log.exception("woflo: a process pool callback raised")
 
     def _handle(self, w: Worker, frames: list[tuple[int, int, Any]], out: list[tuple[Any, ...]]) -> None:
@@ -191,8 +193,15 @@ class Manager(Dispatcher):
                     finished.append((None, kind, payload))
                 else:
                     head: Job = w.inflight.popleft()
+                    if kind == wire.KIND_SKIPPED and w.budget is not None:
+                        # The worker counts only the jobs it ran (max_tasks_per_child):
+                        # a skipped job gives its place back, or the worker would wait
+                        # forever for a job the pool never sends.
+                        w.budget += 1
                     if not w.inflight:
                         w.idle_since = now
+                        if w.budget == 0:
+                            w.stop(self._sel)  # its last job is answered: it exits now whatever it counted
                     if not head.killed and self._table.pop(head.token, None) is head:
                         if not head.started:
                             self._mark_started(head, w, out, now)
@@ -217,7 +226,13 @@ class Manager(Dispatcher):
                         f"cannot unpickle the result of {wire.describe(job.fn)}: {wire.reason(err)}", err
                     )
             else:
-                value = wire.loads_exception(payload, wire.describe(job.fn))
+                try:
+                    value = wire.loads_exception(payload, wire.describe(job.fn))
+                except BaseException as err:  # loads_exception lets a reconstructor's SystemExit through
+                    what = wire.describe(job.fn)
+                    value = SerializationError.wrap(
+                        f"cannot unpickle the exception raised by {what}: {wire.reason(err)}", err
+                    )
             out.append(("d", job.token, ok, value, w.pid))
 
     def _on_death(self, w: Worker, out: list[tuple[Any, ...]]) -> None:
@@ -229,7 +244,13 @@ class Manager(Dispatcher):
             jobs: list[Job] = [job for job in w.inflight if not job.killed]
             head: Job | None = w.inflight[0] if w.inflight else None
             w.inflight.clear()
-            if w.ready and head is not None and not head.killed:
+            if w.doomed and exitcode == -signal.SIGKILL:
+                # Killed by the pool for a job it stopped: that job is already
+                # settled. Which job the worker was running is only the pool's
+                # estimate (a result may have been on its way), so no other job
+                # is blamed: every one goes back to the queue.
+                pass
+            elif w.ready and head is not None and not head.killed:
                 jobs.pop(0)
                 if self._table.pop(head.token, None) is head:
                     if not head.started:

@@ -62,6 +62,12 @@ class WorkerPool(Manager):
         on_start: ``(token, pid)``, the pool's estimate that the job began.
         on_done: ``(token, ok, value_or_exception, pid)``; pid is None when the
             job never reached a worker.
+        on_sent: ``(tokens) -> refused``, called on the manager thread with a
+            batch of jobs just before they are pickled and handed to a worker;
+            it returns the indexes of the jobs to drop, with no other callback
+            (their owner cancelled them). The others count as running for their
+            owner from then on (the stdlib moves a future to RUNNING when it
+            enters the call queue).
 
     Callbacks run on the manager thread, never under a pool lock; they may call
     ``submit`` and ``kill``. They must be quick: they delay every other job.
@@ -79,6 +85,7 @@ class WorkerPool(Manager):
         start_timeout: float | None = None,
         on_start: Callable[[object, int], None],
         on_done: Callable[[object, bool, Any, int | None], None],
+        on_sent: Callable[[list[object]], list[int]] | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
@@ -106,6 +113,7 @@ class WorkerPool(Manager):
             start_timeout=start_timeout,
             on_start=on_start,
             on_done=on_done,
+            on_sent=on_sent,
         )
         self._pid = os.getpid()  # a "fork" worker inherits a copy of this pool: not its own
         self._thread = threading.Thread(target=self._run, name="woflo-pool-manager", daemon=True)
@@ -196,6 +204,10 @@ class WorkerPool(Manager):
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
         return dropped
+
+    def on_manager_thread(self) -> bool:
+        """Whether the caller is the pool's manager thread (where callbacks run)."""
+        return threading.current_thread() is self._thread
 
     @property
     def broken(self) -> Callable[[], BaseException] | None:

@@ -60,6 +60,7 @@ class PoolState:
         start_timeout: float | None,
         on_start: Callable[[object, int], None],
         on_done: Callable[[object, bool, Any, int | None], None],
+        on_sent: Callable[[list[object]], list[int]] | None = None,
     ) -> None:
         self._ctx = ctx
         self._fork = fork
@@ -70,6 +71,7 @@ class PoolState:
         self._start_timeout = start_timeout  # a worker not ready by then is killed: a failed start
         self._on_start = on_start
         self._on_done = on_done
+        self._on_sent = on_sent
 
         self._lock = threading.Lock()
         self._pending: collections.deque[Job] = collections.deque()

@@ -65,6 +65,19 @@ def check_idle_timeout(idle_timeout: float | None) -> float | None:
     return None if math.isinf(idle_timeout) else float(idle_timeout)
 
 
+def _jobs_sent(tokens: list[Any]) -> list[int]:
+    # These jobs are about to reach a worker: from now on their runs count as
+    # running and cancel() returns False (the stdlib's rule for a call moved
+    # to the call queue), so a run whose cancel() succeeded never runs.
+    # Refused: the attempts already settled or whose run is over. The
+    # attempt's timeout still starts in _job_started. One call per batch.
+    refused: list[int] = []
+    for i, attempt in enumerate(tokens):
+        if not attempt._claim or not attempt.run._try_begin():
+            refused.append(i)
+    return refused
+
+
 def _job_started(token: object, pid: int) -> None:
     # The pool's callbacks are plain functions of the attempt, never bound
     # methods of the runner: the pool's manager thread must not keep the
@@ -72,9 +85,10 @@ def _job_started(token: object, pid: int) -> None:
     attempt: Attempt = token  # type: ignore[assignment]
     timer = attempt.timer
     if timer is not None:
-        timer.cancel()  # its wait for a worker to start is over; begin() arms its own timeout
-    # A run cancelled after its attempt was sent still runs there; its
-    # result is then ignored, which is cheaper than killing the worker.
+        # Its wait for a worker to start is over, or it starts again (its
+        # worker was killed for another job before this one could finish, and
+        # it went back to the queue): begin() arms its timeout from now.
+        timer.cancel()
     attempt.begin(pid)
 
 
@@ -199,6 +213,7 @@ class ProcessRunner(Runner):
                 start_timeout=worker_start_timeout,
                 on_start=_job_started,
                 on_done=_job_done,
+                on_sent=_jobs_sent,
             )
         except BaseException:
             untrack(self)  # half built: nothing for the exit hook to shut down
@@ -307,6 +322,9 @@ class ProcessRunner(Runner):
 
     def _stop(self, attempt: Attempt) -> None:
         self._pool.kill(attempt)
+
+    def _on_own_thread(self) -> bool:
+        return super()._on_own_thread() or self._pool.on_manager_thread()
 
     def _close(self, wait: bool) -> None:
         self._pool.shutdown(wait=wait)

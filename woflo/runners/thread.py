@@ -275,6 +275,9 @@ class ThreadRunner(Runner):
         # The abandoned thread no longer counts: let a new one serve the queue.
         self._grow()
 
+    def _on_own_thread(self) -> bool:
+        return super()._on_own_thread() or threading.current_thread() in self._threads
+
     def _close(self, wait: bool) -> None:
         with self._pool_lock:
             workers = [t for t in self._threads if t not in self._abandoned]
