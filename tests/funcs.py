@@ -344,3 +344,8 @@ def raise_broken_runner() -> None:
     from woflo import BrokenRunner
 
     raise BrokenRunner("cannot start a worker")
+
+
+def loaded_modules(*prefixes: str) -> list[str]:
+    """The modules this process has imported whose names start with one of ``prefixes``."""
+    return sorted(m for m in sys.modules if m.startswith(prefixes))

@@ -201,7 +201,7 @@ class _Package(types.ModuleType):
                     spec = self.__spec__
                     assert spec is not None and spec.loader is not None
                     spec.loader.exec_module(self)
-                    self.__class__ = types.ModuleType
+                    self.__class__ = types.ModuleType  # type: ignore[assignment]  # a plain package from now on
                 finally:
                     _initialising = False
         return getattr(self, name)
