@@ -126,6 +126,8 @@ def spawn_sleeper(pid_file: str) -> int:
     os.replace(pid_file + ".tmp", pid_file)
     time.sleep(600)
     return child.pid
+
+
 # -- for the port of CPython's test_concurrent_futures (tests/contract/test_cpython_*.py)
 
 
