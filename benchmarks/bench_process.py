@@ -4,8 +4,8 @@ Every pool has 2 workers, is started and warmed up once, then the cases run
 round-robin (`_common.compare`): each repetition runs every contender once, so
 load on this shared machine falls on all of them alike; medians are reported.
 Ratios are time ratios against ProcessPoolExecutor with the same start method
-(woflo's default "loky" method has no stdlib twin: it is compared with PPE on
-"spawn", the other fresh-interpreter method).
+(woflo's default "exec" method and loky's "loky" have no stdlib twin: they are
+compared with PPE on "spawn", the other fresh-interpreter method).
 
 (a) 10,000 no-op tasks, submit all then gather (also with retries=3, timeout=60)
 (b) map over 200,000 items, chunksize=1,000
@@ -80,11 +80,11 @@ def payload(submit: Callable[..., Any], data: bytes, n: int) -> None:
 def make_pools() -> dict[str, tuple[Any, Callable[..., Any], Callable[[], None]]]:
     """name -> (executor, submit, close); every one warmed up with its workers started."""
     pools: dict[str, tuple[Any, Callable[..., Any], Callable[[], None]]] = {}
-    for method in ("loky", "spawn", "forkserver"):
+    for method in ("exec", "loky", "spawn", "forkserver"):
         r = ProcessRunner(W, start_method=method)
         pools[f"woflo {method}"] = (r, r.submit, r.shutdown)
     r = ProcessRunner(W, retries=3, timeout=60)
-    pools["woflo loky retries=3 timeout=60"] = (r, r.submit, r.shutdown)
+    pools["woflo exec retries=3 timeout=60"] = (r, r.submit, r.shutdown)
     for method in ("spawn", "forkserver"):
         ppe = cf.ProcessPoolExecutor(W, mp_context=multiprocessing.get_context(method))
         pools[f"PPE {method}"] = (ppe, ppe.submit, ppe.shutdown)
@@ -200,7 +200,7 @@ def main() -> None:
     out += [table(f"(d) {n_d} tasks of 1 MB in, 1 MB out", rows_for("d", d)), ""]
 
     # (e) recovery
-    rec, unaffected = recovery(pools["woflo loky"][0], max(reps, 5))
+    rec, unaffected = recovery(pools["woflo exec"][0], max(reps, 5))
     ppe_note = ppe_recovery()
     for _, _, close in pools.values():
         close()
@@ -208,7 +208,7 @@ def main() -> None:
     out += [
         "### (e) recovery from a SIGKILLed worker",
         "",
-        f"woflo loky: kill -> result of a task submitted right after: median {statistics.median(rec) * 1e3:.0f} ms, "
+        f"woflo exec: kill -> result of a task submitted right after: median {statistics.median(rec) * 1e3:.0f} ms, "
         f"max {max(rec) * 1e3:.0f} ms over {len(rec)} kills; task on the other worker unaffected: {unaffected}",
         f"ProcessPoolExecutor: {ppe_note}",
         "",
@@ -219,25 +219,26 @@ def main() -> None:
     ]
     mb = 2 * n_d  # MB moved per run of (d)
     summary = [
+        ("a tasks/s", "woflo exec", "PPE spawn", a["PPE spawn"] / a["woflo exec"], ">= 2.5"),
         ("a tasks/s", "woflo loky", "PPE spawn", a["PPE spawn"] / a["woflo loky"], ">= 2.5"),
         ("a tasks/s", "woflo spawn", "PPE spawn", a["PPE spawn"] / a["woflo spawn"], ">= 2.5"),
         ("a tasks/s", "woflo forkserver", "PPE forkserver", a["PPE forkserver"] / a["woflo forkserver"], ">= 2.5"),
-        ("a tasks/s", "woflo loky", "pebble spawn", a["pebble spawn"] / a["woflo loky"], "> 1"),
-        ("a tasks/s", "woflo loky", "loky reusable", a["loky reusable"] / a["woflo loky"], "-"),
-        ("a tasks/s", "woflo loky retries=3 timeout=60", "woflo loky", a["woflo loky"] / a["woflo loky retries=3 timeout=60"], "~1"),
-        ("b map", "woflo loky", "PPE spawn", b["PPE spawn"] / b["woflo loky"], ">= 1.0"),
+        ("a tasks/s", "woflo exec", "pebble spawn", a["pebble spawn"] / a["woflo exec"], "> 1"),
+        ("a tasks/s", "woflo exec", "loky reusable", a["loky reusable"] / a["woflo exec"], "-"),
+        ("a tasks/s", "woflo exec retries=3 timeout=60", "woflo exec", a["woflo exec"] / a["woflo exec retries=3 timeout=60"], "~1"),
+        ("b map", "woflo exec", "PPE spawn", b["PPE spawn"] / b["woflo exec"], ">= 1.0"),
         ("b map", "woflo forkserver", "PPE forkserver", b["PPE forkserver"] / b["woflo forkserver"], ">= 1.0"),
-        ("c latency", "woflo loky", "PPE spawn", c["PPE spawn"] / c["woflo loky"], ">= 1/1.2 = 0.83"),
+        ("c latency", "woflo exec", "PPE spawn", c["PPE spawn"] / c["woflo exec"], ">= 1/1.2 = 0.83"),
         ("c latency", "woflo forkserver", "PPE forkserver", c["PPE forkserver"] / c["woflo forkserver"], ">= 0.83"),
-        ("d MB/s", "woflo loky", "PPE spawn", d["PPE spawn"] / d["woflo loky"], ">= 0.9"),
+        ("d MB/s", "woflo exec", "PPE spawn", d["PPE spawn"] / d["woflo exec"], ">= 0.9"),
         ("d MB/s", "woflo forkserver", "PPE forkserver", d["PPE forkserver"] / d["woflo forkserver"], ">= 0.9"),
     ]
     out += [f"| {case} | {who} | {vs} | {ratio:.2f}x | {target} |" for case, who, vs, ratio, target in summary]
     out += [
         "",
-        f"absolute: (a) woflo loky {n_a / a['woflo loky']:.0f} tasks/s, PPE spawn {n_a / a['PPE spawn']:.0f}; "
-        f"(c) woflo loky {c['woflo loky'] / n_c * 1e6:.0f} us/trip, PPE spawn {c['PPE spawn'] / n_c * 1e6:.0f}; "
-        f"(d) woflo loky {mb / d['woflo loky']:.0f} MB/s, PPE spawn {mb / d['PPE spawn']:.0f}",
+        f"absolute: (a) woflo exec {n_a / a['woflo exec']:.0f} tasks/s, PPE spawn {n_a / a['PPE spawn']:.0f}; "
+        f"(c) woflo exec {c['woflo exec'] / n_c * 1e6:.0f} us/trip, PPE spawn {c['PPE spawn'] / n_c * 1e6:.0f}; "
+        f"(d) woflo exec {mb / d['woflo exec']:.0f} MB/s, PPE spawn {mb / d['PPE spawn']:.0f}",
     ]
     print("\n".join(out))
 

@@ -419,3 +419,8 @@ def chaos_task(kind: str, seconds: float) -> str:
     if seconds:
         time.sleep(seconds)
     return kind
+
+
+def loaded_modules(*prefixes: str) -> list[str]:
+    """The modules this process has imported whose names start with one of ``prefixes``."""
+    return sorted(m for m in sys.modules if m.startswith(prefixes))

@@ -40,7 +40,13 @@ RUNNER_KINDS: list[RunnerKind] = [
         lambda max_workers=2, **kw: WofloExecutor(max_workers, runner=ThreadRunner, **kw),
     ),
     RunnerKind("async", _async),
+    # "process" is the default start method, woflo's "exec"; loky's keeps its coverage.
     RunnerKind("process", lambda max_workers=2, **kw: ProcessRunner(max_workers, **kw), remote=True),
+    RunnerKind(
+        "process-loky",
+        lambda max_workers=2, **kw: ProcessRunner(max_workers, start_method="loky", **kw),
+        remote=True,
+    ),
     RunnerKind(
         "process-spawn",
         lambda max_workers=2, **kw: ProcessRunner(max_workers, start_method="spawn", **kw),

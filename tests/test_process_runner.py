@@ -377,7 +377,7 @@ def test_process_type_spawn_selects_the_start_method(shared_cleanup: None) -> No
         assert isinstance(run.runner, ProcessRunner) and run.runner.start_method == "spawn"
         MultiprocessTaskRun.process_type = DefaultProcess
         again = add(4, 5)
-        assert again.result(30) == 9 and again.runner.start_method == "loky"  # type: ignore[attr-defined]
+        assert again.result(30) == 9 and again.runner.start_method == "exec"  # type: ignore[attr-defined]
     finally:
         MultiprocessTaskRun.process_type = before
 

@@ -1,7 +1,8 @@
 """CPython's ``ProcessPoolExecutorTest`` and ``ProcessPoolShutdownTest``, on the process runners.
 
 ``mp_context`` is woflo's ``start_method=``; the process kinds of
-``RUNNER_KINDS`` cover loky's fork+exec, spawn and forkserver.
+``RUNNER_KINDS`` cover woflo's fork+exec ("exec", the default), loky's,
+spawn and forkserver.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def gone(pid: int) -> bool:
 def test_start_method(kind: RunnerKind) -> None:
     ex = kind.make(max_workers=1)
     try:
-        expected = {"process-spawn": "spawn", "process-forkserver": "forkserver"}.get(kind.name, "loky")
+        methods = {"process-spawn": "spawn", "process-forkserver": "forkserver", "process-loky": "loky"}
+        expected = methods.get(kind.name, "exec")
         assert getattr(ex, "runner", ex).start_method == expected
     finally:
         ex.shutdown()

@@ -18,7 +18,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from woflo._process import wire
+from woflo._process import launch, wire
 from woflo._process.worker import worker_main
 
 __all__ = ["Worker", "start_worker"]
@@ -36,7 +36,11 @@ def _grow_pipe(fd: int) -> None:
 
 
 class Worker:
-    """One worker process seen from the parent."""
+    """One worker process seen from the parent.
+
+    ``proc`` is a `launch.ExecProcess` (the ``"exec"`` start method) or a
+    ``multiprocessing`` process object (the others).
+    """
 
     def __init__(self, proc: Any, in_w: int, out_r: int, ctl_w: int, budget: int | None) -> None:
         self.proc = proc
@@ -196,13 +200,18 @@ class Worker:
         # still holds the pid, so the group id cannot name someone else's group.
         with contextlib.suppress(OSError):
             os.killpg(self.pid, signal.SIGKILL)
-        self.proc.join(5)
-        if self.proc.exitcode is None:
-            # Someone else may have reaped it (a SIGCHLD handler, os.wait()).
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.join(5)
-        code: int | None = self.proc.exitcode
+        proc = self.proc
+        proc.join(5)
+        if proc.exitcode is None:
+            if isinstance(proc, launch.ExecProcess):
+                proc.kill()  # a no-op once it is known reaped elsewhere: its pid may be reused
+                proc.join(5)
+            else:
+                # Someone else may have reaped it (a SIGCHLD handler, os.wait()).
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                    proc.join(5)
+        code: int | None = proc.exitcode
         return code
 
     def close(self) -> None:
@@ -210,9 +219,10 @@ class Worker:
         for fd in (self.in_w, self.out_r, self.ctl_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        close = getattr(self.proc._popen, "close", None)
-        if close is not None:  # stdlib popens close their sentinel here; loky's on GC
+        if isinstance(self.proc, launch.ExecProcess):
             self.proc.close()
+        elif getattr(self.proc._popen, "close", None) is not None:
+            self.proc.close()  # stdlib popens close their sentinel here; loky's on GC
         self.proc = None
         self._wbuf.clear()
         self._rbuf = bytearray()
@@ -222,11 +232,16 @@ class Worker:
 def start_worker(
     ctx: Any, sel: selectors.BaseSelector, init: bytes | None, max_tasks: int | None, parent_fds: list[int]
 ) -> Worker:
-    """Start one worker process through ``ctx`` and register its pipes with ``sel``.
+    """Start one worker process and register its pipes with ``sel``.
+
+    ``ctx`` is ``None`` for woflo's ``"exec"`` start method (`launch.start`;
+    ``init`` and ``max_tasks`` then go in the worker's first inbox frame), or
+    a ``multiprocessing`` context whose ``Process`` runs `worker_main`.
 
     Raises what starting a process raises (``OSError`` such as ``EMFILE`` when
     the process is out of file descriptors); nothing is left open then.
     """
+    frame = launch.start_frame(init, max_tasks) if ctx is None else b""
     opened: list[int] = []
     try:
         for _ in range(3):
@@ -240,19 +255,30 @@ def start_worker(
         _grow_pipe(fd)
     for fd in (in_w, out_r, ctl_w):
         os.set_blocking(fd, False)
-    child_ends = [Connection(in_r), Connection(out_w), Connection(ctl_r)]
+    child_ends: list[Connection] = []
     try:
-        close_fds = [*parent_fds, in_w, out_r, ctl_w] if parent_fds else []
-        proc = ctx.Process(target=worker_main, args=(*child_ends, init, max_tasks, close_fds), name="woflo-worker")
-        proc.start()
+        if ctx is None:
+            proc: Any = launch.start((in_r, out_w, ctl_r))
+        else:
+            child_ends = [Connection(in_r), Connection(out_w), Connection(ctl_r)]
+            close_fds = [*parent_fds, in_w, out_r, ctl_w] if parent_fds else []
+            args = (*child_ends, init, max_tasks, close_fds)
+            proc = ctx.Process(target=worker_main, args=args, name="woflo-worker")
+            proc.start()
     except BaseException:
         for fd in (in_w, out_r, ctl_w):
             os.close(fd)
         raise
-    finally:
-        for conn in child_ends:
-            conn.close()
+    finally:  # the child has its own copies now
+        if child_ends:
+            for conn in child_ends:
+                conn.close()
+        else:
+            for fd in (in_r, out_w, ctl_r):
+                os.close(fd)
     w = Worker(proc, in_w, out_r, ctl_w, max_tasks)
+    if ctx is None:
+        w.send([frame], sel)
     sel.register(out_r, selectors.EVENT_READ, w)
     sel.register(w.sentinel, selectors.EVENT_READ, w)
     return w

@@ -22,8 +22,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from loky.backend.context import get_context
-
 from woflo._process import wire
 from woflo._process.manager import Manager
 from woflo._process.state import SENT, Job
@@ -47,8 +45,10 @@ class WorkerPool(Manager):
 
     Args:
         max_workers: the most worker processes alive at once; started on demand.
-        start_method: ``None`` for loky's ``"loky"`` (fork+exec), or ``"spawn"``,
-            ``"forkserver"``, ``"fork"``.
+        start_method: ``None`` or ``"exec"`` for woflo's own fork+exec of a
+            fresh interpreter (`woflo._process.launch`), ``"loky"`` for
+            loky's (which also starts loky's and multiprocessing's resource
+            trackers), or ``"spawn"``, ``"forkserver"``, ``"fork"``.
         initializer: run with ``initargs`` in each new worker. If it raises, the
             pool is broken: every queued job fails with `BrokenProcessRunner`
             whose ``__cause__`` is the initializer's exception, and so does
@@ -97,12 +97,15 @@ class WorkerPool(Manager):
             raise ValueError("start_timeout must be > 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        ctx: Any = None  # "exec": woflo's launcher, no multiprocessing context
         if start_method == "fork":
             import multiprocessing  # loky's get_context warns on "fork": the caller chose it
 
-            ctx: Any = multiprocessing.get_context("fork")
-        else:
-            ctx = get_context(start_method or "loky")
+            ctx = multiprocessing.get_context("fork")
+        elif start_method not in (None, "exec"):
+            from loky.backend.context import get_context
+
+            ctx = get_context(start_method)
         super().__init__(
             ctx=ctx,
             fork=start_method == "fork",

@@ -191,10 +191,11 @@ def _end_leftovers() -> None:
     """
     import multiprocessing
 
-    from woflo._process import pool
-
-    # Only pools made here: a "fork" worker holds copies of its parent's.
-    pools = [p for p in list(pool._live_pools) if p._pid == os.getpid()]
+    # Only pools made here: a "fork" worker holds copies of its parent's. No
+    # pool module imported (an "exec" worker whose tasks made none): no pool.
+    pool = sys.modules.get("woflo._process.pool")
+    live = list(pool._live_pools) if pool is not None else []
+    pools = [p for p in live if p._pid == os.getpid()]
     for p in pools:
         with contextlib.suppress(Exception):
             p.shutdown(wait=False, kill=True)

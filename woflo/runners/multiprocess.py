@@ -16,9 +16,9 @@ __all__ = ["DefaultProcess", "ForkProcess", "MultiprocessTaskRun", "SpawnProcess
 
 
 class DefaultProcess:
-    """Start workers with loky's ``"loky"`` method (fork+exec): the default."""
+    """Start workers with woflo's ``"exec"`` method (fork+exec): the default."""
 
-    start_method: ClassVar[str] = "loky"
+    start_method: ClassVar[str] = "exec"
 
 
 class SpawnProcess(DefaultProcess):

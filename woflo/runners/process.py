@@ -1,4 +1,4 @@
-"""`ProcessRunner`: attempts run in worker processes started through loky."""
+"""`ProcessRunner`: attempts run in worker processes, fresh interpreters started by fork+exec."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ __all__ = ["START_METHODS", "ProcessRunner", "default_task_workers"]
 
 T = TypeVar("T")
 
-#: The start methods a `ProcessRunner` accepts; ``None`` means loky's ``"loky"``.
-START_METHODS = frozenset({"loky", "spawn", "forkserver", "fork"})
+#: The start methods a `ProcessRunner` accepts; ``None`` means woflo's own ``"exec"``.
+START_METHODS = frozenset({"exec", "loky", "spawn", "forkserver", "fork"})
 
 #: How long a worker of the shared ``@task`` runner may stay idle before it exits.
 SHARED_IDLE_TIMEOUT_S = 10.0
@@ -128,8 +128,14 @@ class ProcessRunner(Runner):
     Args:
         max_workers: worker processes at most, started on demand; default
             ``loky.cpu_count()`` (aware of cgroup and affinity limits).
-        start_method: ``None`` or ``"loky"`` (fork+exec: safe with threads, the
-            default), ``"spawn"``, ``"forkserver"``, or ``"fork"``.
+        start_method: ``None`` or ``"exec"`` (the default): woflo's own
+            fork+exec of a fresh interpreter, safe with threads, no
+            re-import of ``__main__``, no helper process. ``"loky"``: the
+            same through loky, which also starts loky's and
+            multiprocessing's resource trackers (two processes that stay
+            until the interpreter exits). ``"spawn"`` and ``"forkserver"``
+            (``multiprocessing``'s: they start its resource tracker, and
+            the fork server, by design), or ``"fork"``.
         initializer: called with ``initargs`` in each new worker.
         max_tasks_per_child: replace a worker after this many attempts.
         idle_timeout: a worker idle this many seconds exits (``None`` or
@@ -201,11 +207,11 @@ class ProcessRunner(Runner):
                 raise ValueError(f"worker_start_timeout must be > 0 and finite, not {worker_start_timeout!r}")
         super().__init__(**options)
         self._max_workers = workers
-        self._start_method = start_method or "loky"
+        self._start_method = start_method or "exec"
         try:
             self._pool = WorkerPool(
                 workers,
-                start_method=None if start_method == "loky" else start_method,
+                start_method=self._start_method,
                 initializer=initializer,
                 initargs=initargs,
                 max_tasks_per_child=max_tasks_per_child,
@@ -232,7 +238,7 @@ class ProcessRunner(Runner):
 
     @property
     def start_method(self) -> str:
-        """How workers are started: ``"loky"``, ``"spawn"``, ``"forkserver"`` or ``"fork"``."""
+        """How workers are started: ``"exec"``, ``"loky"``, ``"spawn"``, ``"forkserver"`` or ``"fork"``."""
         return self._start_method
 
     @property
