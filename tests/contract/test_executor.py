@@ -182,10 +182,15 @@ def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Pa
 def test_shutdown_cancel_futures(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
     ex, blocker, release = _one_busy_worker(make, kind, tmp_path)
     queued = [ex.submit(funcs.add, i) for i in range(5)]
+    # Released only once shutdown has cancelled the queue: released before, a
+    # queued run could start on the freed worker first (a race a busy machine loses).
+    closer = threading.Thread(target=ex.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    closer.start()
+    wait_for(lambda: all(r.cancelled() for r in queued), 30, "the queued runs to be cancelled")
     release.touch()
-    ex.shutdown(wait=True, cancel_futures=True)
+    closer.join(30)
+    assert not closer.is_alive()
     assert blocker.result() == "released"
-    assert all(r.cancelled() for r in queued)
 
 
 def test_stop_ends_a_running_run(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
