@@ -80,7 +80,7 @@ def test_timeout_fails_the_attempt(make: Any, kind: RunnerKind) -> None:
     ex = make(timeout=0.3)
     # Where a timeout interrupts, the task would sleep longer than result()
     # waits: the run can only end with AttemptTimeout if the attempt was stopped.
-    run = ex.submit(funcs.sleep_then, 120 if kind.interrupts else 0.5)
+    run = ex.submit(funcs.sleep_then, 60 if kind.interrupts else 0.5)
     with pytest.raises(AttemptTimeout) as info:
         run.result(timeout=30)
     assert isinstance(info.value, TimeoutError)
@@ -88,9 +88,10 @@ def test_timeout_fails_the_attempt(make: Any, kind: RunnerKind) -> None:
     assert ex.submit(funcs.add, 1, 1).result(timeout=30) == 2
 
 
-def test_timed_out_attempts_are_retried(make: Any, tmp_path: Path) -> None:
+def test_timed_out_attempts_are_retried(make: Any, kind: RunnerKind) -> None:
     ex = make(timeout=0.3, retries=2)
-    run = ex.submit(funcs.sleep_then, 0.6)
+    # Long enough that a timer fired late on a busy machine still beats it.
+    run = ex.submit(funcs.sleep_then, 60 if kind.interrupts else 0.6)
     with pytest.raises(AttemptTimeout):
         run.result(timeout=30)
     assert [a.outcome for a in run.attempts] == ["timed_out"] * 3
@@ -120,11 +121,11 @@ def test_deadline_bounds_the_whole_run(make: Any, kind: RunnerKind, tmp_path: Pa
 def test_deadline_interrupts_a_running_attempt(make: Any, kind: RunnerKind) -> None:
     if not kind.interrupts:
         pytest.skip("checked when the attempt returns on this runner")
-    ex = make(deadline=1)
+    ex = make()
     # A worker is up first, so the attempt starts well before the deadline.
     assert ex.submit(funcs.add, 1).result(timeout=30) == 1
     # The task would sleep longer than result() waits: DeadlineExceeded means it was stopped.
-    run = ex.submit(funcs.sleep_then, 120)
+    run = ex.submit(task(funcs.sleep_then, deadline=1), 60)
     with pytest.raises(DeadlineExceeded):
         run.result(timeout=30)
     assert [a.outcome for a in run.attempts] == ["timed_out"]
