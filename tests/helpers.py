@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -36,6 +37,16 @@ async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0,
 def wait_for_file(path: str, timeout: float = 10.0) -> None:
     """Wait until ``path`` exists (a task writes it to say it got somewhere)."""
     wait_for(lambda: os.path.exists(path), timeout, f"file {path}")
+
+
+def wait_running(run: Any, started: str, timeout: float = 30.0) -> None:
+    """Wait until ``run``'s task has written the file ``started`` and the runner marks the run running.
+
+    A process runner learns of a start a moment after the task itself: until
+    then the run is pending, can be cancelled, and its worker counts as free.
+    """
+    wait_for_file(started, timeout)
+    wait_for(run.running, timeout, f"{run!r} to be marked running")
 
 
 def gone(pid: int) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 import funcs
 import pytest
 from funcs import crash
-from helpers import gone, wait_for, wait_for_file, wait_gone
+from helpers import gone, wait_for, wait_for_file, wait_gone, wait_running
 
 import woflo
 from woflo import AttemptTimeout, ProcessRunner, SerializationError, WorkerCrashed
@@ -183,8 +183,8 @@ def test_crash_fails_only_its_run_and_is_retryable(
 def test_stop_kills_the_worker_and_a_replacement_serves(runner: ProcessRunner, files: Any) -> None:
     victim = runner.submit(funcs.block, files("v.started"), files("v.release"))
     other = runner.submit(funcs.block, files("o.started"), files("o.release"))
-    wait_for_file(files("v.started"), 30)
-    wait_for_file(files("o.started"), 30)
+    wait_running(victim, files("v.started"))
+    wait_running(other, files("o.started"))
     pid = int(Path(files("v.started")).read_text())
     assert victim.attempts == [] and victim.running()
 
@@ -207,7 +207,7 @@ def test_stop_kills_the_worker_and_a_replacement_serves(runner: ProcessRunner, f
 @pytest.mark.timeout(60)
 def test_timeout_kills_the_worker_counts_as_a_failure_and_retries(runner: ProcessRunner, files: Any) -> None:
     other = runner.submit(funcs.block, files("o.started"), files("o.release"))
-    wait_for_file(files("o.started"), 30)
+    wait_running(other, files("o.started"))
     # Slow on the first attempt only: the timeout kills it, the retry succeeds.
     counter = files("count")
     slow_once = woflo.task(funcs.fail_times, timeout=1.0, retries=1)
@@ -253,10 +253,9 @@ def test_stop_and_timeout_kill_the_task_children(runner: ProcessRunner, files: A
 def test_shutdown_cancel_futures_cancels_pending_and_finishes_running(files: Any) -> None:
     r = ProcessRunner(1)
     running = r.submit(funcs.block, files("started"), files("release"))
-    wait_for_file(files("started"), 30)
-    # The runner learns of the start a moment after the task: until then it may
-    # count the worker as free and hand it a queued run, which is then running.
-    wait_for(running.running, 30, "the run to be marked running")
+    # Until the runner knows the run started, it may count the worker as free
+    # and hand it a queued run, which cancel_futures then cannot cancel.
+    wait_running(running, files("started"))
     pid = int(Path(files("started")).read_text())
     queued = [r.submit(funcs.add, i) for i in range(5)]
     r.shutdown(wait=False, cancel_futures=True)
@@ -275,10 +274,8 @@ def test_shutdown_stop_running_kills_running_work_at_once(files: Any) -> None:
     r = ProcessRunner(2)
     runs = [r.submit(funcs.block, files(f"{i}.started"), files("never"), 60) for i in range(2)]
     queued = [r.submit(funcs.add, i) for i in range(3)]
-    for i in range(2):
-        wait_for_file(files(f"{i}.started"), 30)
-    # Marked running a moment after the task starts: then they have an attempt to stop.
-    wait_for(lambda: all(run.running() for run in runs), 30, "the runs to be marked running")
+    for i, run in enumerate(runs):
+        wait_running(run, files(f"{i}.started"))  # then each has an attempt to stop
     pids = r.worker_pids
     # The runs block for 60 s unless killed: ending cancelled proves they were.
     r.shutdown(wait=True, stop_running=True)

@@ -9,7 +9,7 @@ from typing import Any
 import funcs
 import pytest
 import structlog
-from helpers import wait_for
+from helpers import wait_for, wait_running
 
 from woflo._events import EVENTS
 from woflo.testing import capture_events
@@ -86,7 +86,7 @@ def test_cancel_event(make: Any, kind: Any, tmp_path: Path) -> None:
     started, release = str(tmp_path / "s"), str(tmp_path / "r")
     with capture_events() as events:
         blocker = ex.submit(funcs.block, started, release)
-        wait_for(lambda: Path(started).exists())
+        wait_running(blocker, started)  # so the worker is busy and the next run waits
         queued = ex.submit(funcs.add, 1)
         queued.cancel()
         Path(release).touch()

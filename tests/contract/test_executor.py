@@ -13,7 +13,7 @@ from typing import Any
 
 import funcs
 import pytest
-from helpers import wait_for, wait_for_file
+from helpers import wait_for, wait_for_file, wait_running
 from runners import RunnerKind
 
 from woflo import RunState, TaskRun
@@ -160,9 +160,7 @@ def _one_busy_worker(make: Any, kind: RunnerKind, tmp_path: Path) -> tuple[Any, 
     ex = make(max_workers=1)
     started, release = str(tmp_path / "started"), tmp_path / "release"
     blocker = ex.submit(funcs.block, started, str(release))
-    wait_for_file(started)
-    # A process runner learns of the start a moment after the task sees it.
-    wait_for(blocker.running, what="the run to be marked running")
+    wait_running(blocker, started)
     return ex, blocker, release
 
 
