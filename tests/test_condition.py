@@ -34,6 +34,7 @@ def test_notify_all_wakes_every_waiter() -> None:
     threads = [threading.Thread(target=waiter) for _ in range(4)]
     for t in threads:
         t.start()
+
     # Seeing 4 waiters under the lock means each has released it inside wait().
     def all_waiting() -> bool:
         with cond:
