@@ -42,7 +42,12 @@ def compare(contenders: dict[str, Callable[[], object]], repeat: int = 5, warmup
 
 def table(title: str, rows: list[tuple[str, str, float, float]]) -> str:
     """Markdown rows: (case, contender, seconds, baseline seconds) -> ratio = contender / baseline."""
-    lines = [f"### {title}", "", "| case | contender | median s | baseline s | time ratio (lower is better) |", "|---|---|---|---|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| case | contender | median s | baseline s | time ratio (lower is better) |",
+        "|---|---|---|---|---|",
+    ]
     for case, who, seconds, base in rows:
         lines.append(f"| {case} | {who} | {seconds:.4f} | {base:.4f} | {seconds / base:.2f}x |")
     return "\n".join(lines)

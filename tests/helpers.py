@@ -1,10 +1,19 @@
-"""Waiting on events with a bound, instead of sleeping."""
+"""Waiting on events with a bound, instead of sleeping, and what tests count to find leaks.
+
+One helper per purpose: tests import these instead of writing their own poll
+loops, pid checks or fd listings.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+import psutil
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -16,5 +25,101 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.002)
 
 
+async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """`wait_for` for a coroutine: polls without blocking the event loop."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
 def wait_for_file(path: str, timeout: float = 10.0) -> None:
+    """Wait until ``path`` exists (a task writes it to say it got somewhere)."""
     wait_for(lambda: os.path.exists(path), timeout, f"file {path}")
+
+
+def wait_running(run: Any, started: str, timeout: float = 30.0) -> None:
+    """Wait until ``run``'s task has written the file ``started`` and the runner marks the run running.
+
+    A process runner learns of a start a moment after the task itself: until
+    then the run is pending, can be cancelled, and its worker counts as free.
+    """
+    wait_for_file(started, timeout)
+    wait_for(run.running, timeout, f"{run!r} to be marked running")
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` no longer runs (a zombie left to a non-reaping parent counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Wait until ``pid`` has ended, without reaping it (its parent may be a pool that reaps its own)."""
+    wait_for(lambda: gone(pid), timeout, f"pid {pid} to exit")
+
+
+def _dask_worker_pids() -> set[int]:
+    # The session's Dask cluster (if a Dask test started it) has worker
+    # processes of its own, which its nanny restarts at any time after a test
+    # killed one: not woflo's to count.
+    import dask_cluster
+
+    client = dask_cluster._state.get("client")
+    if client is None:
+        return set()
+    return set(client.run(os.getpid).values())
+
+
+def child_pids() -> set[int]:
+    """This process's live descendants, the session's Dask cluster left out."""
+    children = {p.pid for p in psutil.Process().children(recursive=True) if not gone(p.pid)}
+    return children - _dask_worker_pids()
+
+
+def open_fds() -> set[str]:
+    """This process's open fds other than sockets, as ``"fd -> target"``.
+
+    Sockets are left out: the session's Dask cluster (tests/dask_cluster.py)
+    opens and closes its own connections at any time.
+    """
+    fds = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed while we looked
+        if not target.startswith("socket:"):
+            fds.add(f"{fd} -> {target}")
+    return fds
+
+
+def woflo_threads() -> set[threading.Thread]:
+    """The live threads woflo started (their names start with ``woflo``)."""
+    return {t for t in threading.enumerate() if t.name.startswith("woflo")}
+
+
+def snapshot() -> tuple[set[int], set[str], set[threading.Thread]]:
+    """Child processes, open non-socket fds and woflo's threads, to compare before and after."""
+    return child_pids(), open_fds(), woflo_threads()
+
+
+def assert_nothing_new(before: tuple[set[int], set[str], set[threading.Thread]], timeout: float = 30.0) -> None:
+    """Wait until no process, fd or thread exists that was not in ``before`` (a `snapshot`).
+
+    A subset check, not equality: what other tests left behind may end
+    meanwhile, and that is not the test's business.
+    """
+    checks: list[tuple[str, Callable[[], set[object]]]] = [
+        ("child processes", lambda: set(child_pids() - before[0])),
+        ("woflo threads", lambda: set(woflo_threads() - before[2])),
+        ("fds", lambda: set(open_fds() - before[1])),
+    ]
+    for what, new in checks:
+        try:
+            wait_for(lambda: not new(), timeout, f"new {what} to end")
+        except AssertionError:
+            raise AssertionError(f"{what} left behind: {sorted(map(str, new()))}") from None

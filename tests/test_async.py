@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import funcs
 import pytest
 import tenacity
+from helpers import wait_for_async, woflo_threads
 
 from woflo import AsyncRunner, AttemptTimeout, RunState, SequentialRunner, ThreadRunner, WofloExecutor, task
 from woflo.runners.aio import runner_for_running_loop
@@ -104,12 +104,13 @@ def test_retry_waits_are_loop_timers_no_thread_blocked() -> None:
             return "ok"
 
         r = AsyncRunner(loop=loop, retries=3, retry_wait_time=0.05)
-        threads_before = threading.active_count()
+        threads_before = woflo_threads()
         run = r.submit(flaky)
         assert await run == "ok"
         assert [a.outcome for a in run.attempts] == ["failed", "failed", "succeeded"]
         # No scheduler thread was started: the waits were call_later handles.
-        assert threading.active_count() == threads_before
+        # (A subset check: other tests' threads may end meanwhile.)
+        assert not woflo_threads() - threads_before
         r.shutdown(wait=False)
 
     asyncio.run(main())
@@ -119,8 +120,7 @@ def test_stop_during_retry_wait_drops_the_timer() -> None:
     async def main() -> None:
         r = AsyncRunner(loop=asyncio.get_running_loop(), retries=1, retry_wait_time=3600)
         run = r.submit(funcs.boom)
-        while run.state is not RunState.RETRYING:
-            await asyncio.sleep(0.001)
+        await wait_for_async(lambda: run.state is RunState.RETRYING, 30, "the retry wait")
         assert run.stop()
         assert run.cancelled()
         r.shutdown(wait=False)
@@ -175,7 +175,7 @@ def test_stopped_while_queued_never_runs() -> None:
 
 @pytest.mark.timeout(120)
 def test_10000_sleeping_coroutines_with_max_concurrency_keep_the_loop_responsive() -> None:
-    async def main() -> tuple[float, int]:
+    async def main() -> tuple[float, float, int]:
         loop = asyncio.get_running_loop()
         r = AsyncRunner(loop=loop, max_concurrency=1000)
         running = peak = 0
@@ -188,30 +188,43 @@ def test_10000_sleeping_coroutines_with_max_concurrency_keep_the_loop_responsive
             running -= 1
             return i
 
-        lag = 0.0
-        done = False
+        async def lag_of(work: Callable[[], Awaitable[list[int]]]) -> float:
+            """The longest the loop kept a 10 ms timer waiting while ``work()`` started and ran."""
+            lag = 0.0
+            done = False
 
-        async def ticker() -> None:
-            nonlocal lag
-            while not done:
-                t0 = loop.time()
-                await asyncio.sleep(0.01)
-                lag = max(lag, loop.time() - t0 - 0.01)
+            async def ticker() -> None:
+                nonlocal lag
+                while not done:
+                    t0 = loop.time()
+                    await asyncio.sleep(0.01)
+                    lag = max(lag, loop.time() - t0 - 0.01)
 
-        tick = asyncio.create_task(ticker())
-        runs = [r.submit(nap, i) for i in range(10_000)]
-        results = await asyncio.gather(*runs)
-        done = True
-        await tick
-        assert results == list(range(10_000))
+            tick = asyncio.create_task(ticker())
+            await asyncio.sleep(0)  # the ticker is running before the work starts
+            assert await work() == list(range(10_000))
+            done = True
+            await tick
+            return lag
+
+        # The baseline: the same naps with plain asyncio, on the same (possibly busy) machine.
+        limit = asyncio.Semaphore(1000)
+
+        async def limited(i: int) -> int:
+            async with limit:
+                return await nap(i)
+
+        baseline = await lag_of(lambda: asyncio.gather(*(limited(i) for i in range(10_000))))
+        peak = 0
+        lag = await lag_of(lambda: asyncio.gather(*[r.submit(nap, i) for i in range(10_000)]))
         r.shutdown(wait=False)
-        return lag, peak
+        return lag, baseline, peak
 
-    lag, peak = asyncio.run(main())
+    lag, baseline, peak = asyncio.run(main())
     assert peak == 1000
-    # A noisy 2-core machine: the bound is generous, but a blocked loop would
-    # show lags of seconds.
-    assert lag < 0.5, f"loop lag {lag:.3f}s"
+    # A blocked loop would show lags of seconds; a multiple of the baseline
+    # measured just before (not a fixed bound) allows for a busy machine.
+    assert lag < max(0.5, 10 * baseline), f"loop lag {lag:.3f}s, plain asyncio's {baseline:.3f}s"
 
 
 def test_task_async_def_inside_a_loop_runs_on_that_loop() -> None:
@@ -252,8 +265,7 @@ def test_external_cancellation_of_the_loop_task_stops_the_run() -> None:
         for t in asyncio.all_tasks():
             if t is not asyncio.current_task():
                 t.cancel()
-        while not run.done():
-            await asyncio.sleep(0.001)
+        await wait_for_async(run.done, 30, "the run to end")
         assert run.cancelled()
         r.shutdown(wait=False)
 
@@ -352,9 +364,7 @@ def test_await_on_a_borrowed_loop_from_a_thread_submit() -> None:
         r.shutdown(wait=False)
         return value
 
-    t0 = time.monotonic()
     assert asyncio.run(main()) == 42
-    assert time.monotonic() - t0 < 10
 
 
 @pytest.mark.timeout(60)
@@ -363,7 +373,6 @@ def test_a_stuck_plain_function_does_not_hold_up_exit() -> None:
     # interpreter exits at once instead of waiting for it (an hour here).
     import subprocess
     import sys
-    import time as _time
 
     script = (
         "import time\n"
@@ -373,8 +382,7 @@ def test_a_stuck_plain_function_does_not_hold_up_exit() -> None:
         "    assert isinstance(run.exception(30), AttemptTimeout)\n"
         "print('done', flush=True)\n"
     )
-    started = _time.monotonic()
+    # Ending before subprocess.run's timeout (far less than the hour) proves it.
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "done"
-    assert _time.monotonic() - started < 20

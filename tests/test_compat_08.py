@@ -16,10 +16,11 @@ import pytest
 pytestmark = pytest.mark.timeout(120)
 
 
-def run_script(source: str) -> tuple[str, float]:
+def run_script(source: str, epilogue: str = "") -> tuple[str, float]:
+    """Run ``source`` (dedented), then ``epilogue``, as a script; return its output and elapsed time."""
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(source)],
+        [sys.executable, "-c", textwrap.dedent(source) + epilogue],
         capture_output=True,
         text=True,
         timeout=100,
@@ -29,8 +30,29 @@ def run_script(source: str) -> tuple[str, float]:
     return proc.stdout, elapsed
 
 
+# Appended to an example: how many of its runs ran at once at most, from their
+# attempts' start times and durations (not from the script's elapsed time,
+# which a busy machine stretches).
+PEAK = """
+import gc, woflo
+runs = [o for o in gc.get_objects() if isinstance(o, woflo.TaskRun)]
+assert runs and all(run.result(60) is None for run in runs)
+edges = sorted(
+    (t, step)
+    for run in runs
+    for a in run.attempts
+    for t, step in ((a.started_at, 1), (a.started_at + a.duration_s, -1))
+)
+now = peak = 0
+for _, step in edges:
+    now += step
+    peak = max(peak, now)
+print("runs", len(runs), "peak", peak)
+"""
+
+
 def test_sleepy_workers_run_in_parallel() -> None:
-    out, elapsed = run_script(
+    out, _ = run_script(
         """
         import time
         from woflo import task
@@ -44,10 +66,14 @@ def test_sleepy_workers_run_in_parallel() -> None:
 
         for _ in range(10):
             sleepy_task_run = sleepy_worker()
-        """
+        """,
+        PEAK,
     )
     assert out.count("I am done") == 10
-    assert elapsed < 5.0 - 0.1  # sequentially it would take 5 s
+    # Sequentially, never more than one at a time.
+    words = out.split()
+    assert words[words.index("runs") + 1] == "10"
+    assert int(words[words.index("peak") + 1]) >= 2, out
 
 
 def test_retries_with_retry_sleep_time() -> None:

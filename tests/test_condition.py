@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from helpers import wait_for
 
 from woflo._condition import RunCondition
 
@@ -33,15 +34,15 @@ def test_notify_all_wakes_every_waiter() -> None:
     threads = [threading.Thread(target=waiter) for _ in range(4)]
     for t in threads:
         t.start()
+
     # Seeing 4 waiters under the lock means each has released it inside wait().
-    deadline = time.monotonic() + 10
-    while True:
+    def all_waiting() -> bool:
         with cond:
-            if len(cond._waiters or ()) == 4:
-                cond.notify_all()
-                break
-        assert time.monotonic() < deadline
-        time.sleep(0.001)
+            return len(cond._waiters or ()) == 4
+
+    wait_for(all_waiting, 10, "4 waiters")
+    with cond:
+        cond.notify_all()
     for t in threads:
         t.join(10)
     assert woken == [True] * 4

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers import wait_for_async
 
 from woflo import AsyncRunner, RunState
 
@@ -63,8 +64,10 @@ def test_gather_return_exceptions_reports_failures_and_stopped_runs() -> None:
 
 def test_cancelling_a_gather_stops_the_running_runs_and_their_finally_blocks_run() -> None:
     cleaned: list[int] = []
+    entered: list[int] = []
 
     async def forever(i: int) -> None:
+        entered.append(i)
         try:
             await asyncio.sleep(3600)
         finally:
@@ -73,12 +76,12 @@ def test_cancelling_a_gather_stops_the_running_runs_and_their_finally_blocks_run
     async def main(runner: AsyncRunner) -> None:
         runs = [runner.submit(forever, i) for i in range(3)]
         outer = asyncio.gather(*runs)
-        await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(entered) == 3, 30, "the runs to start")
         assert all(r.running() for r in runs)
         outer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await outer
-        await asyncio.sleep(0.01)
+        await wait_for_async(lambda: all(r.done() for r in runs), 30, "the runs to end")
         assert all(r.cancelled() and r.state is RunState.CANCELLED for r in runs)
         assert [a.outcome for r in runs for a in r.attempts] == ["stopped"] * 3
 
@@ -89,10 +92,10 @@ def test_cancelling_a_gather_stops_the_running_runs_and_their_finally_blocks_run
 def test_wait_for_timeout_stops_the_run() -> None:
     async def main(runner: AsyncRunner) -> None:
         run = runner.submit(nap, 3600)
-        t0 = time.monotonic()
+        # wait_for waits until the cancelled run has ended: it returns at all
+        # (within the test's timeout, not the hour) only if the run was stopped.
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(run, 0.05)
-        assert time.monotonic() - t0 < 5
         assert run.cancelled()
 
     on_loop(main)
@@ -192,7 +195,8 @@ def test_remove_done_callback() -> None:
         assert run.remove_done_callback(first) == 2
         assert run.remove_done_callback(first) == 0
         await run
-        await asyncio.sleep(0.01)
+        # Callbacks run in the order added: once "second" ran, a "first" would have too.
+        await wait_for_async(lambda: "second" in calls, 30, "the callback")
         assert calls == ["second"]
 
     on_loop(main)
@@ -293,8 +297,15 @@ def test_run_until_complete_of_a_stopped_run_raises_cancelled_error() -> None:
 
 def test_a_blocked_reader_waits_for_its_own_run_while_others_end() -> None:
     runner = AsyncRunner()
+    gate = threading.Event()
+
+    async def held() -> str:
+        while not gate.is_set():  # ends only when the test says so, however slow the machine
+            await asyncio.sleep(0.001)
+        return "slow"
+
     try:
-        slow = runner.submit(nap, 0.3, "slow")
+        slow = runner.submit(held)
         t0 = time.monotonic()
         quick = [runner.submit(nap, 0.001 * (i % 10), i) for i in range(500)]
         # Hundreds of other runs end meanwhile: neither wait() nor result()
@@ -303,6 +314,7 @@ def test_a_blocked_reader_waits_for_its_own_run_while_others_end() -> None:
         assert time.monotonic() - t0 >= 0.04
         with pytest.raises(cf.TimeoutError):
             slow.result(0.01)
+        gate.set()
         assert slow.result(10) == "slow"
         assert [r.result(10) for r in quick] == list(range(500))
     finally:

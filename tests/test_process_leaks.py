@@ -12,55 +12,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import funcs
 import psutil
 import pytest
 from funcs import crash
-from helpers import wait_for, wait_for_file
-from test_process_runner import gone, wait_gone
+from helpers import assert_nothing_new, gone, snapshot, wait_for, wait_for_file, wait_gone
 
 from woflo import AttemptTimeout, ProcessRunner, WorkerCrashed, task
 
 TESTS = str(Path(__file__).parent)
 REPO = str(Path(__file__).parent.parent)
-
-
-def _non_socket_fds() -> set[str]:
-    # The pool's fds are pipes and an epoll instance. Sockets are left out: the
-    # session's Dask cluster (tests/dask_cluster.py) opens and closes its own
-    # connections at any time, which made this check flaky.
-    fds = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue  # closed while we looked
-        if not target.startswith("socket:"):
-            fds.add(f"{fd} -> {target}")
-    return fds
-
-
-def _dask_worker_pids() -> set[int]:
-    # The session's Dask cluster (if a Dask test started it) has worker
-    # processes of its own, which its nanny restarts at any time after a test
-    # killed one: not woflo's to count.
-    import dask_cluster
-
-    client = dask_cluster._state.get("client")
-    if client is None:
-        return set()
-    return set(client.run(os.getpid).values())
-
-
-def snapshot() -> tuple[set[int], set[str], set[threading.Thread]]:
-    """Live child processes (recursive, the Dask cluster's left out), open non-socket fds, woflo's threads."""
-    children = {p.pid for p in psutil.Process().children(recursive=True) if not gone(p.pid)}
-    threads = {t for t in threading.enumerate() if t.name.startswith("woflo")}
-    return children - _dask_worker_pids(), _non_socket_fds(), threads
 
 
 @pytest.mark.timeout(90)
@@ -88,12 +51,7 @@ def test_shutdown_leaves_no_process_fd_or_thread(method: str, tmp_path: Path) ->
 
     assert r.worker_pids == []
     assert all(gone(pid) for pid in workers)
-    # Nothing new may be left; what other tests' leftovers end meanwhile is
-    # not this test's business (equality made the check flaky in a full run).
-    wait_for(lambda: not snapshot()[0] - before[0], 10, "child processes to end")
-    wait_for(lambda: not snapshot()[2] - before[2], 10, "woflo's threads to end")
-    after = snapshot()
-    assert not after[1] - before[1], f"fds left open: {sorted(after[1] - before[1])}"
+    assert_nothing_new(before)
 
 
 def _script(body: str) -> str:
@@ -149,7 +107,7 @@ print(*runner.worker_pids, flush=True)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     for pid in pids:
-        wait_gone(pid, 5)
+        wait_gone(pid)
 
 
 def _ctrl_c_ends_it_promptly(body: str) -> None:
@@ -157,40 +115,45 @@ def _ctrl_c_ends_it_promptly(body: str) -> None:
     proc = _start(body)
     with proc:
         pids = _read_pids(proc)
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
-        elapsed = time.monotonic() - t0
+        # Its tasks and its main thread sleep 600 s: ending within 120 s means
+        # Ctrl-C stopped them (no tight bound on elapsed time: 30 s was too
+        # little once, on 2 cores with a load average of 15).
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            pytest.fail(f"Ctrl-C did not end the script; its stderr:\n{stderr}")
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
-    assert elapsed < 5, f"Ctrl-C took {elapsed:.1f}s to end the script"
     for pid in pids:
-        wait_gone(pid, 5)
+        wait_gone(pid)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_ctrl_c_in_a_with_block_stops_the_workers_promptly() -> None:
     _ctrl_c_ends_it_promptly(
         """
 with ProcessRunner(2) as ex:
-    runs = [ex.submit(funcs.sleep_then, 60, i) for i in range(4)]
+    runs = [ex.submit(funcs.sleep_then, 600, i) for i in range(4)]
     wait(lambda: runs[0].running() and runs[1].running() and len(ex.worker_pids) == 2)
     print(*ex.worker_pids, flush=True)
-    time.sleep(60)
+    time.sleep(600)
 """
     )
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 def test_ctrl_c_outside_a_with_block_stops_the_workers_at_exit() -> None:
     # The @task default runner is shut down at exit; after Ctrl-C it stops the
     # running tasks instead of waiting a minute for them.
     _ctrl_c_ends_it_promptly(
         """
-runs = [task(funcs.sleep_then)(60, i) for i in range(3)]
+runs = [task(funcs.sleep_then)(600, i) for i in range(3)]
 runner = runs[0].runner
 wait(lambda: all(r.running() for r in runs) and len(runner.worker_pids) == 3)
 print(*runner.worker_pids, flush=True)
-time.sleep(60)
+time.sleep(600)
 """
     )
 
@@ -212,14 +175,14 @@ time.sleep(60)
         proc.kill()
         proc.communicate(timeout=10)
     for pid in pids:
-        wait_gone(pid, 5)
+        wait_gone(pid)
 
 
 def _rss_mb(pids: list[int]) -> float:
     return sum(psutil.Process(pid).memory_info().rss for pid in pids) / 1e6
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(600)  # 200k tasks: minutes on a loaded machine
 def test_memory_does_not_grow_over_200k_tasks() -> None:
     """Parent and worker RSS after 50k tasks vs after 200k: flat within a few MB.
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from woflo._scheduler import Scheduler
 
@@ -37,22 +38,23 @@ def test_timers_fire_in_deadline_order_and_cancelled_ones_never(scheduler: Sched
 
 def test_an_earlier_timer_wakes_a_thread_sleeping_past_cancelled_ones(scheduler: Scheduler) -> None:
     # The thread sleeps until the latest cancelled deadline it has dropped
-    # (30 s here) instead of being woken by every later timer; a timer due
+    # (an hour here) instead of being woken by every later timer; a timer due
     # before that must still wake it.
     for _ in range(100):
-        scheduler.call_later(30, lambda: None).cancel()
-    time.sleep(0.05)  # let the thread drop them and go to sleep
+        scheduler.call_later(3600, lambda: None).cancel()
+    # The thread sleeps until their deadline (not forever: _wake_at is finite).
+    wait_for(lambda: 1800 < scheduler._wake_at - time.monotonic() < 7200, 10, "the thread to sleep an hour")
     fired = threading.Event()
-    t0 = time.monotonic()
     scheduler.call_later(0.05, fired.set)
-    assert fired.wait(10)
-    assert time.monotonic() - t0 < 5
+    assert fired.wait(20)  # far sooner than the hour it sleeps otherwise
 
 
 def test_later_timers_do_not_wake_the_thread(scheduler: Scheduler) -> None:
     first = threading.Event()
-    scheduler.call_later(0.2, first.set)
-    time.sleep(0.02)
+    # Due in 30 s: it cannot fire (and leave the thread with nothing to sleep
+    # until) while the later timers below are armed, however slow the machine.
+    timer = scheduler.call_later(30, first.set)
+    wait_for(lambda: scheduler._wake_at == timer.when, 10, "the thread to sleep until the first timer")
     wakeups = 0
     cond = scheduler._cond
     real_notify = cond.notify
@@ -64,9 +66,13 @@ def test_later_timers_do_not_wake_the_thread(scheduler: Scheduler) -> None:
 
     cond.notify = counting_notify  # type: ignore[method-assign]
     for _ in range(1000):
-        scheduler.call_later(30, lambda: None).cancel()
+        scheduler.call_later(60, lambda: None).cancel()
     assert wakeups == 0
-    assert first.wait(10)
+    # An earlier timer still wakes it.
+    sooner = threading.Event()
+    scheduler.call_later(0, sooner.set)
+    assert sooner.wait(10) and wakeups == 1
+    assert not first.is_set()
 
 
 def test_armed_and_cancelled_timers_do_not_pile_up(scheduler: Scheduler) -> None:

@@ -84,6 +84,7 @@ def events_switch() -> Any:
         return _CONFIG
     return _AskStructlog()
 
+
 #: Every event name, with the log level it is emitted at.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",
@@ -114,7 +115,6 @@ class Emitter:
         # A runner used inside another one (the async runner's threads for
         # plain functions) is muted: the outer runner reports the attempt.
         self.muted = muted
-
 
     def emit(
         self,

@@ -23,6 +23,8 @@ _TIMEOUT_MAX = threading.TIMEOUT_MAX / 2
 
 def _nothing() -> None:
     """What a cancelled timer calls, if it fires anyway."""
+
+
 _NEVER_BEFORE = float("-inf")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import funcs
 import pytest
 from cpython_helpers import Gates, module_runner_fixtures, skip_inline, skip_unsized
+from helpers import wait_running
 from runners import RunnerKind
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,7 +38,7 @@ def running_run(ex: Any, kind: RunnerKind, gates: Gates) -> Any:
     """A run whose task has started (and waits for its gate)."""
     skip_inline(kind)
     run, gate = gates.hold(ex)
-    gate.wait_started()
+    wait_running(run, gate.started)  # a process runner learns of the start a moment later
     return run
 
 

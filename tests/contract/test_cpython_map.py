@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import gc
 import itertools
 import operator
@@ -48,7 +49,7 @@ def test_map_timeout(ex: Any, kind: RunnerKind, gates: Gates, tmp_path: Path) ->
     gate = gates.new()
     quick = [str(tmp_path / "a"), str(tmp_path / "b")]  # each call releases itself
     results = []
-    with pytest.raises(TimeoutError):
+    with pytest.raises(cf.TimeoutError):  # not the builtin TimeoutError before 3.11
         for value in ex.map(funcs.block, [*quick, gate.started], [*quick, str(gate.release_file)], timeout=0.5):
             results.append(value)
     assert results == ["released", "released"]
@@ -96,7 +97,7 @@ def test_timeout_cancels_the_calls_not_started(make: Any, kind: RunnerKind, gate
     first_gate.wait_started()
     later = [gates.new() for _ in range(2)]
     results = ex.map(funcs.block, [g.started for g in later], [str(g.release_file) for g in later], timeout=0)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(cf.TimeoutError):  # not the builtin TimeoutError before 3.11
         next(results)
     results.close()
     first_gate.release()

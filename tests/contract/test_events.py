@@ -9,7 +9,7 @@ from typing import Any
 import funcs
 import pytest
 import structlog
-from helpers import wait_for
+from helpers import wait_for, wait_running
 
 from woflo._events import EVENTS
 from woflo.testing import capture_events
@@ -68,10 +68,11 @@ def test_failure_and_retry_events(make: Any, tmp_path: Path) -> None:
     assert "failure 2 of 5" in final["exception"]
 
 
-def test_timeout_event(make: Any) -> None:
+def test_timeout_event(make: Any, kind: Any) -> None:
     ex = make(timeout=0.2)
     with capture_events() as events:
-        run = ex.submit(funcs.sleep_then, 0.4)
+        # Long enough that a timer fired late on a busy machine still beats it.
+        run = ex.submit(funcs.sleep_then, 60 if kind.interrupts else 0.4)
         cf.wait([run], timeout=30)
         _settle(events, 4)
     timed_out = events.of("attempt.timed_out")
@@ -85,7 +86,7 @@ def test_cancel_event(make: Any, kind: Any, tmp_path: Path) -> None:
     started, release = str(tmp_path / "s"), str(tmp_path / "r")
     with capture_events() as events:
         blocker = ex.submit(funcs.block, started, release)
-        wait_for(lambda: Path(started).exists())
+        wait_running(blocker, started)  # so the worker is busy and the next run waits
         queued = ex.submit(funcs.add, 1)
         queued.cancel()
         Path(release).touch()

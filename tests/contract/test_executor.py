@@ -13,7 +13,7 @@ from typing import Any
 
 import funcs
 import pytest
-from helpers import wait_for, wait_for_file
+from helpers import wait_for, wait_for_file, wait_running
 from runners import RunnerKind
 
 from woflo import RunState, TaskRun
@@ -160,9 +160,7 @@ def _one_busy_worker(make: Any, kind: RunnerKind, tmp_path: Path) -> tuple[Any, 
     ex = make(max_workers=1)
     started, release = str(tmp_path / "started"), tmp_path / "release"
     blocker = ex.submit(funcs.block, started, str(release))
-    wait_for_file(started)
-    # A process runner learns of the start a moment after the task sees it.
-    wait_for(blocker.running, what="the run to be marked running")
+    wait_running(blocker, started)
     return ex, blocker, release
 
 
@@ -182,10 +180,15 @@ def test_pending_runs_can_be_cancelled(make: Any, kind: RunnerKind, tmp_path: Pa
 def test_shutdown_cancel_futures(make: Any, kind: RunnerKind, tmp_path: Path) -> None:
     ex, blocker, release = _one_busy_worker(make, kind, tmp_path)
     queued = [ex.submit(funcs.add, i) for i in range(5)]
+    # Released only once shutdown has cancelled the queue: released before, a
+    # queued run could start on the freed worker first (a race a busy machine loses).
+    closer = threading.Thread(target=ex.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    closer.start()
+    wait_for(lambda: all(r.cancelled() for r in queued), 30, "the queued runs to be cancelled")
     release.touch()
-    ex.shutdown(wait=True, cancel_futures=True)
+    closer.join(30)
+    assert not closer.is_alive()
     assert blocker.result() == "released"
-    assert all(r.cancelled() for r in queued)
 
 
 def test_stop_ends_a_running_run(make: Any, kind: RunnerKind, tmp_path: Path) -> None:

@@ -18,24 +18,13 @@ from pathlib import Path
 import funcs
 import psutil
 import pytest
-from helpers import wait_for, wait_for_file
+from helpers import gone, wait_for_file, wait_gone
 
 from woflo import AttemptTimeout, BrokenProcessRunner, DeadlineExceeded, ProcessRunner
 from woflo._process.wire import RemoteTraceback
 
 TESTS = str(Path(__file__).parent.parent)
 REPO = str(Path(__file__).parent.parent.parent)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_gone(pid: int, timeout: float = 20.0) -> None:
-    wait_for(lambda: gone(pid), timeout, f"pid {pid} to exit")
 
 
 def read_pid(path: Path, timeout: float = 30.0) -> int:

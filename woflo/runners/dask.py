@@ -16,6 +16,7 @@ up to 10 ms late); a batch holding every attempt in flight is fetched at once.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import queue
 import threading
@@ -61,10 +62,12 @@ def _submit_keywords(client_cls: Any) -> frozenset[str]:
 
 def _distributed() -> ModuleType:
     try:
-        import distributed
+        # import_module is typed as returning a module whether or not
+        # distributed (and so its annotations) is installed: a plain import is
+        # Any without it, which mypy --strict rejects here.
+        return importlib.import_module("distributed")
     except ImportError as exc:
         raise ImportError("DaskRunner needs dask.distributed: pip install 'woflo[dask]'") from exc
-    return distributed
 
 
 def _cluster_keywords(distributed: ModuleType) -> set[str]:
