@@ -167,19 +167,31 @@ def test_done_callback_raises_already_succeeded(ex: Any, caplog: pytest.LogCaptu
 def test_repr_pending_running_cancelled(ex: Any, kind: RunnerKind, gates: Gates) -> None:
     busy_runner(ex, kind, gates)
     pending = ex.submit(operator.mul, 1, 1)
-    assert re.search(r"\bstate=pending>$", repr(pending)), repr(pending)
+    assert re.search(
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=pending name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$", repr(pending)
+    ), repr(pending)
     assert pending.cancel()
-    assert re.search(r"\bstate=cancelled>$", repr(pending)), repr(pending)
+    assert re.search(
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=cancelled name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$", repr(pending)
+    ), repr(pending)
 
 
 def test_repr_running(ex: Any, kind: RunnerKind, gates: Gates) -> None:
     run = running_run(ex, kind, gates)
-    assert re.search(r"\bstate=running>$", repr(run)), repr(run)
+    assert re.search(
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=running name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$", repr(run)
+    ), repr(run)
 
 
 def test_repr_finished(ex: Any) -> None:
-    assert re.search(r"\bstate=finished returned int>$", repr(succeeded(ex))), repr(succeeded(ex))
-    assert re.search(r"\bstate=finished raised ZeroDivisionError>$", repr(failed(ex))), repr(failed(ex))
+    assert re.search(
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=finished returned int name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$",
+        repr(succeeded(ex)),
+    ), repr(succeeded(ex))
+    assert re.search(
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=finished raised ZeroDivisionError name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$",
+        repr(failed(ex)),
+    ), repr(failed(ex))
 
 
 # -- cancel, states, result and exception with timeouts --------------------------------
