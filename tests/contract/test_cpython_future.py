@@ -189,7 +189,8 @@ def test_repr_finished(ex: Any) -> None:
         repr(succeeded(ex)),
     ), repr(succeeded(ex))
     assert re.search(
-        r"^<\w*TaskRun at 0x[0-9a-f]+ state=finished raised ZeroDivisionError name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$",
+        r"^<\w*TaskRun at 0x[0-9a-f]+ state=finished raised ZeroDivisionError"
+        r" name='\w+' run_id=[0-9a-f]{8} run_state=\w+>$",
         repr(failed(ex)),
     ), repr(failed(ex))
 
