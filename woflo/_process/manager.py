@@ -244,7 +244,7 @@ class Manager(Dispatcher):
             jobs: list[Job] = [job for job in w.inflight if not job.killed]
             head: Job | None = w.inflight[0] if w.inflight else None
             w.inflight.clear()
-            if w.doomed and exitcode == -signal.SIGKILL:
+            if w.doomed and exitcode == -signal.SIGKILL and not w.expired:
                 # Killed by the pool for a job it stopped: that job is already
                 # settled. Which job the worker was running is only the pool's
                 # estimate (a result may have been on its way), so no other job
