@@ -20,7 +20,7 @@ import psutil
 import pytest
 from helpers import gone, wait_for_file, wait_gone
 
-from woflo import AttemptTimeout, BrokenProcessRunner, DeadlineExceeded, ProcessRunner
+from woflo import AttemptTimeout, BrokenProcessRunner, DeadlineExceeded, ProcessRunner, SerializationError
 from woflo._process.wire import RemoteTraceback
 
 TESTS = str(Path(__file__).parent.parent)
@@ -262,3 +262,17 @@ def test_a_sigkilled_parent_takes_the_tasks_own_children_down(tmp_path: Path) ->
         proc.wait(10)
     wait_gone(worker)
     wait_gone(grandchild)
+
+
+@pytest.mark.timeout(90)
+def test_initializer_error_whose_unpickling_raises_system_exit_breaks_the_runner_cleanly() -> None:
+    r = ProcessRunner(1, initializer=funcs.init_raise_exit_on_unpickle, initargs=(os.getpid(),))
+    try:
+        err = r.submit(funcs.add, 1, 2).exception(60)
+        assert isinstance(err, BrokenProcessRunner), repr(err)
+        assert isinstance(err.__cause__, SerializationError), repr(err.__cause__)
+        with pytest.raises(BrokenProcessRunner):
+            r.submit(funcs.add, 1, 2)
+    finally:
+        r.shutdown(wait=True)
+    assert r.worker_pids == []
