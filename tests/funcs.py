@@ -425,25 +425,3 @@ def loaded_modules(*prefixes: str) -> list[str]:
     """The modules this process has imported whose names start with one of ``prefixes``."""
     return sorted(m for m in sys.modules if m.startswith(prefixes))
 
-
-def _exit_in_error(pid: int) -> BaseException:
-    """Reconstructor of `ExitOnUnpickleError`: SystemExit in process ``pid`` only."""
-    if os.getpid() == pid:
-        raise SystemExit(7)
-    return ExitOnUnpickleError(pid)
-
-
-class ExitOnUnpickleError(Exception):
-    """An exception whose unpickling in process ``pid`` (the parent) raises SystemExit."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(pid)
-        self.pid = pid
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_exit_in_error, (self.pid,))
-
-
-def init_raise_exit_on_unpickle(pid: int) -> None:
-    """An initializer that fails with an exception the parent cannot unpickle."""
-    raise ExitOnUnpickleError(pid)

@@ -266,7 +266,7 @@ def test_a_sigkilled_parent_takes_the_tasks_own_children_down(tmp_path: Path) ->
 
 @pytest.mark.timeout(90)
 def test_initializer_error_whose_unpickling_raises_system_exit_breaks_the_runner_cleanly() -> None:
-    r = ProcessRunner(1, initializer=funcs.init_raise_exit_on_unpickle, initargs=(os.getpid(),))
+    r = ProcessRunner(1, initializer=funcs.raise_exit_on_unpickle, initargs=(os.getpid(),))
     try:
         err = r.submit(funcs.add, 1, 2).exception(60)
         assert isinstance(err, BrokenProcessRunner), repr(err)
