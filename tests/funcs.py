@@ -424,4 +424,3 @@ def chaos_task(kind: str, seconds: float) -> str:
 def loaded_modules(*prefixes: str) -> list[str]:
     """The modules this process has imported whose names start with one of ``prefixes``."""
     return sorted(m for m in sys.modules if m.startswith(prefixes))
-
