@@ -223,6 +223,15 @@ class Runner(Executor):
         worker is gone.
         """
 
+    def _refusal(self) -> BaseException | None:
+        """The error ``submit`` raises while the runner is broken, else ``None``.
+
+        A runner whose workers cannot start (`BrokenRunner`) returns a new
+        exception on each call (one object raised in many places would chain
+        their tracebacks, CPython gh-101267). Called on the submitting thread.
+        """
+        return None
+
     def _on_own_thread(self) -> bool:
         """Whether the caller is a thread the runner needs to finish its runs.
 
@@ -249,6 +258,9 @@ class Runner(Executor):
         policy: Policy,
         name: str | None,
     ) -> TaskRun[Any]:
+        refusal = self._refusal()
+        if refusal is not None:  # as the stdlib: a broken pool refuses work at the call
+            raise refusal
         if not callable(fn):
             # Python's own wording; not repr(fn), which may show secrets.
             raise TypeError(f"{type(fn).__name__!r} object is not callable")

@@ -17,7 +17,6 @@ from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
 from woflo._submit import chain_results, check_map_args, submit_ahead, task_name, unwrap_task
-from woflo._taskrun import TaskRun
 from woflo.runners.thread import check_initializer, check_max_workers
 
 if TYPE_CHECKING:
@@ -272,18 +271,9 @@ class ProcessRunner(Runner):
         end = None if timeout is None else time.monotonic() + timeout
         return chain_results(submit_ahead(submissions, buffersize, end))
 
-    def _submit(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        policy: Policy,
-        name: str | None,
-    ) -> TaskRun[Any]:
+    def _refusal(self) -> BaseException | None:
         broken = self._pool.broken
-        if broken is not None:  # as the stdlib: a broken pool refuses work at the call
-            raise broken()
-        return super()._submit(fn, args, kwargs, policy, name)
+        return None if broken is None else broken()
 
     def _start(self, attempt: Attempt) -> None:
         pool = self._pool

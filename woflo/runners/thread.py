@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from woflo._errors import BrokenThreadRunner
-from woflo._policy import Policy
 from woflo._runner import Attempt, Runner
-from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -130,17 +128,8 @@ class ThreadRunner(Runner):
         """The most threads that run attempts at once."""
         return self._max_workers
 
-    def _submit(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        policy: Policy,
-        name: str | None,
-    ) -> TaskRun[Any]:
-        if self._broken is not None:
-            raise self._broken_error()
-        return super()._submit(fn, args, kwargs, policy, name)
+    def _refusal(self) -> BaseException | None:
+        return None if self._broken is None else self._broken_error()
 
     def _broken_error(self) -> BrokenThreadRunner:
         # A new exception per run and per call: one object raised in many
