@@ -92,7 +92,7 @@ def call_task_inside(x: int) -> tuple[int, list[int]]:
     """Call a default ``@task`` (the shared ProcessRunner) from inside a task."""
     import woflo.runners.process
     from woflo import task
-    from woflo._shared import default_runner
+    from woflo._defaults import default_runner
 
     # Workers idle this long would hold this worker's exit as long (it was 10 s).
     woflo.runners.process.SHARED_IDLE_TIMEOUT_S = 600

@@ -7,6 +7,7 @@ attempt on top.
 
 from typing import TYPE_CHECKING, Any
 
+from woflo._attempt import Attempt as Attempt
 from woflo._errors import AttemptTimeout as AttemptTimeout
 from woflo._errors import BrokenProcessRunner as BrokenProcessRunner
 from woflo._errors import BrokenRunner as BrokenRunner
@@ -37,6 +38,7 @@ __version__ = "0.9.0.dev0"
 
 __all__ = [
     "AsyncRunner",
+    "Attempt",
     "AttemptRecord",
     "AttemptTimeout",
     "BrokenProcessRunner",

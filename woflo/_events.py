@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
-
-if TYPE_CHECKING:
-    from woflo._taskrun import TaskRun
 
 __all__ = ["EVENTS", "Emitter"]
 
@@ -105,6 +102,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class Named(Protocol):
+    """What an event needs of a run (a `woflo.TaskRun` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+
 class Emitter:
     """Emits the events of one runner; carries the runner's name into each event."""
 
@@ -119,7 +126,7 @@ class Emitter:
     def emit(
         self,
         event: str,
-        run: TaskRun[Any],
+        run: Named,
         *,
         attempt: int | None = None,
         worker: object = None,

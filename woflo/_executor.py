@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from woflo._defaults import default_runner_class
 from woflo._policy import Policy
 from woflo._runner import Runner
-from woflo._shared import default_runner_class
 from woflo._submit import unwrap_task
 from woflo._taskrun import TaskRun
 

@@ -127,6 +127,13 @@ class LoopTaskRun(TaskRun[T]):
 
     _shared_condition = _SHARED
 
+    @classmethod
+    def _create(cls, name: str, runner: Any) -> TaskRun[Any]:
+        """A new pending run of ``runner``, on the runner's event loop (its ``loop``)."""
+        run = super()._create(name, runner)
+        run._loop = runner.loop  # type: ignore[attr-defined]
+        return run
+
     def _sleep_until_done(self, timeout: float | None) -> bool:
         """Block until the run is done or ``timeout`` passes; return whether it is done.
 

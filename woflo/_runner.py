@@ -2,32 +2,32 @@
 
 A run travels like this (see docs/architecture.md):
 
-1. ``submit`` creates a `TaskRun`, emits ``task.submitted`` and launches
-   attempt 1 through the concrete runner's `Runner._start`.
+1. ``submit`` creates a `TaskRun` and its bookkeeping (`_Control`), emits
+   ``task.submitted`` and hands attempt 1 to the concrete runner's
+   `Runner.start_attempt`.
 2. The backend calls `Attempt.begin` when the attempt really starts (this arms
    the timeout timer and emits ``attempt.started``), then `Attempt.succeed` or
    `Attempt.fail`.
-3. `Runner._settle` records the attempt and asks the policy (tenacity's
-   ``Retrying.iter``) what next: done, or sleep N then attempt again. The wait
-   is a timer on the runner's `Scheduler`, so no worker is held during it.
+3. The base records the attempt and asks the policy (tenacity, see
+   woflo/_retry.py) what next: done, or wait N seconds then attempt again.
+   The wait is a timer (`Runner.call_later`), so no worker is held during it.
 
-A concrete runner implements only `_start` (run one attempt) and, if it can,
-`_stop` (stop one attempt) and `_close` (release its workers).
+A concrete runner implements `start_attempt` and, if it can, `stop_attempt`
+and `close_workers`: docs/writing-a-runner.md.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
-import math
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Executor
-from concurrent.futures._base import RUNNING
 from types import FunctionType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import structlog
 import tenacity
@@ -36,33 +36,59 @@ from woflo._attempt import Attempt
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
 from woflo._events import Emitter, events_switch
 from woflo._policy import Policy
-from woflo._scheduler import Scheduler, Timer
+from woflo._retry import before_attempt, next_step
+from woflo._scheduler import Cancellable, Scheduler
 from woflo._shared import track
 from woflo._submit import check_map_args, submit_ahead, task_name, unwrap_task
-from woflo._taskrun import _OVER, AttemptRecord, RunState, TaskRun
+from woflo._taskrun import _OVER, AttemptOutcome, AttemptRecord, RunState, TaskRun
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from woflo._policy import PolicyOptions
 
-# Attempt is re-exported: backends import it from here with Runner.
 __all__ = ["Attempt", "Runner"]
 
 T = TypeVar("T")
 
-
-# Wall-clock time of an attempt's start, derived from its monotonic start:
-# one clock read per attempt instead of two.
-_WALL_OFFSET = time.time() - time.monotonic()
-
-_new_tuple = tuple.__new__
+#: What a timer waits for (`Runner.call_later`'s ``kind``).
+TimerKind = Literal["timeout", "deadline", "retry"]
 
 # Checked before building an event's fields, to keep silent runs cheap.
 _logging = events_switch()
 
 
-class Runner(Executor):
+class _Control:
+    """The runner's bookkeeping of one run, kept from submit until the run ends.
+
+    The run itself (`TaskRun`) is the caller's Future and knows none of this;
+    dropping the control when the run ends drops the call's arguments and the
+    retry state with it.
+    """
+
+    __slots__ = ("attempt", "call", "deadline", "deadline_hit", "deadline_timer", "policy", "retry_state", "t0", "wait")
+
+    def __init__(
+        self,
+        policy: Policy,
+        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+        t0: float,
+    ) -> None:
+        self.policy = policy
+        self.call = call
+        self.t0 = t0
+        #: The attempt in progress (or about to start), else None.
+        self.attempt: Attempt | None = None
+        #: The timer of a retry's wait, else None.
+        self.wait: Cancellable | None = None
+        limit = policy.deadline
+        self.deadline: float | None = None if limit is None else t0 + limit
+        self.deadline_timer: Cancellable | None = None
+        self.deadline_hit = False
+        self.retry_state: tenacity.RetryCallState | None = None
+
+
+class Runner(Executor, metaclass=abc.ABCMeta):
     """Base of every woflo runner: a `concurrent.futures.Executor` with retries,
     per-attempt timeouts, run deadlines, `TaskRun.stop` and an event per attempt.
 
@@ -71,6 +97,11 @@ class Runner(Executor):
             ``retry_wait_time`` (alias ``retry_sleep_time``), ``timeout``,
             ``deadline``, tenacity's ``stop``/``wait``/``retry``, or a whole
             ``retrying=tenacity.Retrying(...)``.
+
+    A runner is a subclass that implements `start_attempt` (abstract: a
+    class without it cannot be built) and, where its backend can,
+    `stop_attempt`, `close_workers` and the other hooks below; see
+    docs/writing-a-runner.md.
     """
 
     #: The runner's name in events (``runner=`` field).
@@ -87,7 +118,8 @@ class Runner(Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._closed = False
-        self._active: set[TaskRun[Any]] = set()
+        # The runs not finished yet, with the runner's bookkeeping of each.
+        self._active: dict[TaskRun[Any], _Control] = {}
         self._scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
         # What releases the threads and workers of a runner dropped without
         # shutdown(), once it is unreachable, as the stdlib executors do. None
@@ -173,7 +205,7 @@ class Runner(Executor):
         the stdlib's executors raise ``RuntimeError("cannot join current
         thread")`` there, or deadlock. The runner closes when its last run ends.
         """
-        if wait and self._on_own_thread():
+        if wait and self.owns_current_thread():
             wait = False
         with self._lock:
             self._shutdown = True
@@ -203,27 +235,43 @@ class Runner(Executor):
             self._stop_reason = f"{exc_type.__name__}{ctrl_c} leaving the runner's with block"
         self.shutdown(wait=True, stop_running=interrupted)
 
-    # -- what a concrete runner implements -----------------------------------------
+    # -- the hooks a concrete runner implements ---------------------------------------
+    #
+    # Which thread calls each: start_attempt is called on the submitting
+    # thread (attempt 1) or on whichever thread ended the previous attempt or
+    # fired its retry timer (a worker, a manager thread, the timer thread);
+    # stop_attempt on the thread that settled the attempt from outside (the
+    # timer thread for a timeout or deadline, any caller of TaskRun.stop,
+    # shutdown's caller); close_workers on shutdown's caller, or on the
+    # thread that ended the last run after shutdown(wait=False). None is
+    # called with a lock of the base held.
 
-    def _start(self, attempt: Attempt) -> None:
-        """Start one attempt (or queue it); report through ``attempt``."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start_attempt(self, attempt: Attempt) -> None:
+        """Start ``attempt`` (or queue it) and report how it ends through it.
 
-    def _stop(self, attempt: Attempt) -> None:
-        """Stop a running or queued attempt that was settled as timed out or stopped.
-
-        The default abandons it: its late result is ignored.
+        Call `Attempt.begin` when the call really starts (``False``: drop it),
+        then `Attempt.succeed` or `Attempt.fail`, from any thread. An exception
+        raised here fails the attempt (and goes through the retry policy).
         """
 
-    def _close(self, wait: bool) -> None:
-        """Release the workers once no run is left.
+    def stop_attempt(self, attempt: Attempt) -> None:
+        """Stop ``attempt``, already settled as timed out or stopped: kill its worker, cancel its task.
+
+        It may be queued (not begun) or running. The default abandons it: the
+        call runs on, and its late result is ignored.
+        """
+
+    def close_workers(self, wait: bool) -> None:
+        """Release the backend's workers; no run is left (or the rest are abandoned).
 
         Called once, and again with ``wait=True`` if the first call did not
         wait: it must be idempotent, and with ``wait`` return only when every
-        worker is gone.
+        worker is gone. Called from one of `owns_current_thread`'s threads,
+        it must not join that thread.
         """
 
-    def _refusal(self) -> BaseException | None:
+    def broken_error(self) -> BaseException | None:
         """The error ``submit`` raises while the runner is broken, else ``None``.
 
         A runner whose workers cannot start (`BrokenRunner`) returns a new
@@ -232,21 +280,42 @@ class Runner(Executor):
         """
         return None
 
-    def _on_own_thread(self) -> bool:
+    def owns_current_thread(self) -> bool:
         """Whether the caller is a thread the runner needs to finish its runs.
 
-        The base knows its timer thread; a runner adds its own (workers, a
-        manager thread).
+        ``shutdown(wait=True)`` from such a thread (a done-callback) does not
+        wait. The base knows its timer thread; a runner adds its own
+        (workers, a manager thread).
         """
         return threading.current_thread() is self._scheduler._thread
 
-    def _new_run(self, name: str) -> TaskRun[Any]:
-        """Create the `TaskRun` of a submission (a runner may use a subclass)."""
-        return TaskRun._create(name, self)
+    #: The `TaskRun` class of this runner's runs (a subclass may add fields
+    #: through its ``_create``, as `LoopTaskRun` does).
+    run_class: ClassVar[type[TaskRun[Any]]] = TaskRun
 
-    def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
-        """Schedule a ``"timeout"``, ``"deadline"`` or ``"retry"`` wait."""
+    def call_later(self, delay: float, fn: Callable[[], object], kind: TimerKind) -> Cancellable:
+        """Call ``fn()`` in ``delay`` seconds, for a ``kind`` of wait; return a handle with ``cancel()``.
+
+        The base uses one timer thread per runner; a runner whose attempts
+        live on an event loop uses the loop's timers instead, and an inline
+        runner runs retry waits in line. ``fn`` must not be called after
+        ``cancel()`` returned on the calling thread's own handle.
+        """
         return self._scheduler.call_later(delay, fn)
+
+    def _mute_events(self) -> None:
+        """Emit no events: for a runner used inside another one that reports the attempts itself."""
+        self._events = Emitter(self.runner_name, muted=True)
+
+    @classmethod
+    def _shared_instance(cls) -> Runner:
+        """The instance ``@task(runner=ThisClass)`` shares (default: ``cls()``)."""
+        return cls()
+
+    @classmethod
+    def _shared_key(cls) -> object:
+        """What, when it changes, makes the shared instance be built anew (default: nothing)."""
+        return None
 
     # -- the attempt loop ---------------------------------------------------------
 
@@ -258,73 +327,69 @@ class Runner(Executor):
         policy: Policy,
         name: str | None,
     ) -> TaskRun[Any]:
-        refusal = self._refusal()
+        refusal = self.broken_error()
         if refusal is not None:  # as the stdlib: a broken pool refuses work at the call
             raise refusal
         if not callable(fn):
             # Python's own wording; not repr(fn), which may show secrets.
             raise TypeError(f"{type(fn).__name__!r} object is not callable")
-        run = self._new_run(name or task_name(fn))
+        run = self.run_class._create(name or task_name(fn), self)
+        control = _Control(policy, (fn, args, kwargs), time.monotonic())
         lock = self._lock
         lock.acquire()  # not `with`: half the cost, once per submit
         try:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._active.add(run)
+            self._active[run] = control
         finally:
             lock.release()
-        # The run carries its own bookkeeping (no separate object per run).
-        run._policy = policy
-        run._fn, run._args, run._kwargs = fn, args, kwargs
-        run._t0 = time.monotonic()
         if _logging.is_configured:
             self._events.emit("task.submitted", run)
         if policy.deadline is not None:
-            run._deadline_timer = self._arm_timer("deadline", policy.deadline, lambda: self._on_deadline(run))
+            control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
         if policy.custom:
             # A user's Retrying (or retry predicate): tenacity drives every
             # step, hooks included, on a copy of its own for this run.
-            state = run._retry_state = policy.retry_state(fn, args, kwargs)
-            if not self._before_attempt(run, state):
+            state = control.retry_state = policy.retry_state(fn, args, kwargs)
+            error = before_attempt(state)
+            if error is not None:
+                self._finish(run, None, error)
                 return run
-        attempt = run._current = Attempt(self, run, 1)
-        try:
-            self._start(attempt)
-        except BaseException as exc:
-            attempt.fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                # Ctrl-C while starting it (an inline runner runs the task right
-                # here): the run has ended, and the caller is interrupted too.
-                raise
+        self._launch(run, control, 1)
         return run
 
-    def _before_attempt(self, run: TaskRun[Any], state: tenacity.RetryCallState) -> bool:
-        """Let tenacity begin an attempt (its ``before`` hook); False if the run ended instead."""
+    def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
+        """Start attempt ``number`` of ``run`` through the backend."""
+        attempt = control.attempt = Attempt(self, run, number, control.call, control.policy.timeout, control.deadline)
         try:
-            state.retry_object.iter(state)
-        except BaseException as exc:  # a failing hook fails this run, never leaves it pending
-            self._finish(run, None, exc)
-            return False
-        return True
-
-    def _launch(self, attempt: Attempt) -> None:
-        run = attempt.run
-        if run._state in _OVER:
-            return  # stopped while its retry wait was being scheduled
-        if run._policy.custom:
-            # tenacity's loop asks iter() before every attempt, not only the first.
-            state = run._retry_state
-            if state is None or not self._before_attempt(run, state) or run._state in _OVER:
-                return
-        run._current = attempt
-        try:
-            self._start(attempt)
+            self.start_attempt(attempt)
         except BaseException as exc:
             attempt.fail(exc)
             if isinstance(exc, KeyboardInterrupt):
                 # Ctrl-C while starting it (an inline runner runs the task right
                 # here): the run has ended, and the caller is interrupted too.
                 raise
+
+    def _relaunch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
+        """Attempt ``number`` (a retry), unless the run ended during the wait."""
+        control.wait = None
+        if run._state in _OVER:
+            return
+        state = control.retry_state
+        if control.policy.custom and state is not None:
+            # tenacity's loop asks iter() before every attempt, not only the first.
+            error = before_attempt(state)
+            if error is not None:
+                self._finish(run, None, error)
+                return
+            if run._state in _OVER:
+                return
+        self._launch(run, control, number)
+
+    # Called by Attempt (see woflo._attempt.AttemptOwner).
+
+    def _set_running(self, attempt: Attempt) -> bool:
+        return bool(attempt._claim) and attempt.run._try_begin()
 
     def _begin(self, attempt: Attempt, worker: object) -> bool:
         if not attempt._claim:
@@ -333,15 +398,16 @@ class Runner(Executor):
         # A backend may have moved the run to running already (the process
         # runner does when it sends the job): then skip the run's lock. A stop
         # that comes after this read pops the attempt's claim, as after the lock.
-        if (run._state != RUNNING or run._run_state is not RunState.RUNNING) and not run._try_begin():
+        if run._run_state is not RunState.RUNNING and not run._try_begin():
             return False
+        attempt.started_at = time.time()
         attempt.started = time.monotonic()
         attempt.worker = worker
-        timeout = attempt.run._policy.timeout
+        timeout = attempt.timeout
         if timeout is not None:
-            attempt.timer = self._arm_timer("timeout", timeout, lambda: self._on_timeout(attempt))
+            attempt._timer = self.call_later(timeout, lambda: self._on_timeout(attempt), "timeout")
         if _logging.is_configured:
-            self._events.emit("attempt.started", attempt.run, attempt=attempt.number, worker=worker)
+            self._events.emit("attempt.started", run, attempt=attempt.number, worker=worker)
         return True
 
     def _claim(self, attempt: Attempt) -> bool:
@@ -350,170 +416,124 @@ class Runner(Executor):
             attempt._claim.pop()
         except IndexError:
             return False
-        if attempt.timer is not None:
-            attempt.timer.cancel()
+        if attempt._timer is not None:
+            attempt._timer.cancel()
+        attempt._drop_call()
         return True
 
-    def _settle(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
+    def _settle(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None:
         if self._claim(attempt):
             self._settled(attempt, outcome, value, exc)
 
-    def _settled(self, attempt: Attempt, outcome: str, value: Any, exc: BaseException | None) -> None:
+    def _settled(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None:
         run = attempt.run
         started = attempt.started
-        if started is None:
+        if started is None:  # reported before it began: it took no time
             duration, started_at = 0.0, time.time()
         else:
-            duration, started_at = time.monotonic() - started, _WALL_OFFSET + started
+            duration, started_at = time.monotonic() - started, attempt.started_at or 0.0
         number, worker = attempt.number, attempt.worker
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (twice as fast).
-        run._record(_new_tuple(AttemptRecord, (number, started_at, duration, outcome, exc, worker)))
+        run._records.append(AttemptRecord(number, started_at, duration, outcome, exc, worker))
         if exc is None:
             if _logging.is_configured:
                 self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
-            if not run._policy.custom:
-                self._finish(run, value, None)
-                return
         else:
             event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
             self._events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
-            if run.done():
+        control = self._active.get(run)
+        if control is None:
+            return  # the run ended meanwhile (stopped): the record is all that is left
+        if control.attempt is attempt:
+            control.attempt = None
+        if exc is None:
+            if not control.policy.custom:
+                self._finish(run, value, None)
                 return
-            if run._deadline_hit:
-                self._finish(run, None, self._deadline_error(run))
+        else:
+            if control.deadline_hit or (control.deadline is not None and time.monotonic() >= control.deadline):
+                self._finish(run, None, self._deadline_error(run, control))
                 return
-            if run._policy.single_attempt or isinstance(exc, BrokenRunner):
+            if control.policy.single_attempt or isinstance(exc, BrokenRunner):
                 # A broken runner fails every later attempt too: never retried.
                 self._finish(run, None, exc)
                 return
-        self._next(attempt, value, exc)
+        self._next(run, control, number, value, exc)
 
-    def _next(self, attempt: Attempt, value: Any, exc: BaseException | None) -> None:
-        """Ask tenacity what follows this attempt, and do it."""
-        run = attempt.run
-        state = run._retry_state
+    def _next(self, run: TaskRun[Any], control: _Control, number: int, value: Any, exc: BaseException | None) -> None:
+        """Ask tenacity what follows attempt ``number``, and do it."""
+        state = control.retry_state
         if state is None:
-            if run._fn is None:
-                return  # stopped meanwhile
             # woflo's own Retrying (no hooks): made at the first failure only.
-            retrying = run._policy.retrying
-            state = run._retry_state = tenacity.RetryCallState(retrying, run._fn, run._args, run._kwargs)
-            state.start_time = run._t0
-        else:
-            retrying = state.retry_object  # type: ignore[assignment]
-        # tenacity's statistics, which iter() updates: a run's own copy of a
-        # user's Retrying has them; woflo's own keeps them per thread, and
-        # this thread's must exist (nobody reads them).
-        if "attempt_number" not in retrying.statistics:
-            retrying.begin()
-        if exc is None:
-            state.set_result(value)
-        else:
-            state.set_exception((type(exc), exc, exc.__traceback__))
-        try:
-            action = retrying.iter(state)
-        except tenacity.RetryError as err:
-            last = err.last_attempt
-            # The task's own exception; a RetryError only when results, not
-            # exceptions, were retried until the policy gave up.
-            self._finish(run, None, (last.exception() if last.failed else None) or err)
+            fn, args, kwargs = control.call
+            state = control.retry_state = tenacity.RetryCallState(control.policy.retrying, fn, args, kwargs)
+            state.start_time = control.t0
+        step = next_step(state, value, exc, run.name)
+        if not step.retry:
+            self._finish(run, step.value, step.error)
             return
-        except BaseException as final:
-            if exc is not None and final is not exc and final.__context__ is None:
-                # A strategy or hook failed while handling the task's error:
-                # keep that error in the traceback, as an except block would.
-                final.__context__ = exc
-            self._finish(run, None, final)
-            return
-        if isinstance(action, tenacity.DoSleep):
-            wait = float(action)
-            if not 0 <= wait < math.inf:  # NaN too
-                self._finish(run, None, self._bad_wait(run, wait, exc))
-                return
-            self._retry_after(attempt, wait)
-        elif isinstance(action, tenacity.DoAttempt):
-            self._retry_after(attempt, 0.0)
-        else:
-            # The outcome's value, or what a retry_error_callback returned.
-            self._finish(run, action, None)
-
-    @staticmethod
-    def _bad_wait(run: TaskRun[Any], wait: float, exc: BaseException | None) -> ValueError:
-        err = ValueError(f"the wait strategy of {run.name} returned {wait!r} seconds; a wait must be >= 0 and finite")
-        err.__cause__ = exc
-        return err
-
-    def _retry_after(self, attempt: Attempt, wait: float) -> None:
-        run = attempt.run
-        deadline = run._policy.deadline
-        if deadline is not None and time.monotonic() + wait - run._t0 >= deadline:
+        wait = step.wait
+        if control.deadline is not None and time.monotonic() + wait >= control.deadline:
             # The next attempt could not start in time: end the run now.
-            self._finish(run, None, self._deadline_error(run))
+            self._finish(run, None, self._deadline_error(run, control))
             return
         if not run._set_retrying():
-            return
-        state = run._retry_state
-        if state is None:
-            return  # stopped meanwhile (a stop drops the state): no next attempt
+            return  # stopped meanwhile
         state.prepare_for_next_attempt()
-        self._events.emit("task.retrying", run, attempt=attempt.number, wait_s=wait, next_attempt=attempt.number + 1)
-        following = Attempt(self, run, attempt.number + 1)
+        self._events.emit("task.retrying", run, attempt=number, wait_s=wait, next_attempt=number + 1)
         if wait <= 0:
-            self._launch(following)
+            self._relaunch(run, control, number + 1)
         else:
-            run._current = self._arm_timer("retry", wait, lambda: self._launch(following))
+            control.wait = self.call_later(wait, lambda: self._relaunch(run, control, number + 1), "retry")
 
     def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
-        if run._deadline_timer is not None:
-            run._deadline_timer.cancel()
-        run._current = None
+        # dict.pop is atomic: of this and a concurrent stop() one gets the control.
+        control = self._active.pop(run, None)
+        if control is not None:
+            self._drop(control)
         try:
-            done = run._succeed(value) if exc is None else run._fail(exc)
-        except BaseException:
-            # A done-callback raised SystemExit or KeyboardInterrupt (the stdlib
-            # lets those through): the run is over all the same, so forget it
-            # before the exception goes on to whoever ended the run.
-            run._fn = run._args = run._kwargs = None
-            self._forget(run)
-            raise
+            done = run._complete(value, exc)
+        finally:
+            # A done-callback may raise SystemExit or KeyboardInterrupt (the
+            # stdlib lets those through): the run is over all the same.
+            self._after_end(run)
+        if done and _logging.is_configured and control is not None:
+            duration = time.monotonic() - control.t0
+            if exc is None:
+                self._events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
+            else:
+                self._events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
+
+    @staticmethod
+    def _drop(control: _Control) -> None:
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
-        # Nor a second reference to its result (tenacity's last outcome): a
-        # caller that drops the result must free it (see submit_ahead).
-        run._fn = run._args = run._kwargs = None
-        if run._retry_state is not None:  # most runs never had one: no store
-            run._retry_state = None
-        if done and _logging.is_configured:
-            duration = time.monotonic() - run._t0
-            if exc is None:
-                self._events.emit("task.succeeded", run, attempt=len(run.attempts), duration_s=duration)
-            else:
-                self._events.emit("task.failed", run, attempt=len(run.attempts), duration_s=duration, exception=exc)
-        self._forget(run)
+        # Nor a second reference to its result (tenacity's last outcome).
+        for timer in (control.deadline_timer, control.wait):
+            if timer is not None:
+                timer.cancel()
+        control.attempt = control.retry_state = control.wait = control.deadline_timer = None
+        control.call = (_no_call, (), {})
 
-    def _forget(self, run: TaskRun[Any]) -> None:
-        # No lock: set.discard is atomic, and of this and a concurrent
-        # shutdown(wait=False) at least one sees both conditions (closing twice
-        # is harmless).
-        self._active.discard(run)
+    def _after_end(self, run: TaskRun[Any]) -> None:
+        # No lock for the check: of this and a concurrent shutdown(wait=False)
+        # at least one sees both conditions (closing twice is harmless).
         if self._shutdown and not self._active:
             self._close_all(wait=False)
 
     # -- timers and stopping ----------------------------------------------------------
 
     def _on_timeout(self, attempt: Attempt) -> None:
-        timeout = attempt.run._policy.timeout
         self._interrupt(
             attempt,
             "timed_out",
-            AttemptTimeout(f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"),
+            AttemptTimeout(f"attempt {attempt.number} of {attempt.run.name} timed out after {attempt.timeout:g}s"),
         )
 
-    def _interrupt(self, attempt: Attempt, outcome: str, exc: BaseException) -> None:
+    def _interrupt(self, attempt: Attempt, outcome: AttemptOutcome, exc: BaseException) -> None:
         """Settle an attempt from outside, then have the backend stop it."""
         if not self._claim(attempt):
             return
-        self._stop(attempt)
+        self.stop_attempt(attempt)
         if attempt.started is not None:
             self._settled(attempt, outcome, None, exc)
         elif outcome == "timed_out":
@@ -521,36 +541,36 @@ class Runner(Executor):
             self._finish(attempt.run, None, exc)
 
     def _on_deadline(self, run: TaskRun[Any]) -> None:
-        run._deadline_hit = True
-        current = run._current
-        if isinstance(current, Attempt):
-            self._interrupt(current, "timed_out", self._deadline_error(run))
-        elif isinstance(current, Timer):
-            current.cancel()
-            self._finish(run, None, self._deadline_error(run))
+        control = self._active.get(run)
+        if control is None:
+            return
+        control.deadline_hit = True
+        attempt, wait = control.attempt, control.wait
+        if attempt is not None:
+            self._interrupt(attempt, "timed_out", self._deadline_error(run, control))
+        elif wait is not None:
+            wait.cancel()
+            self._finish(run, None, self._deadline_error(run, control))
 
     @staticmethod
-    def _deadline_error(run: TaskRun[Any]) -> DeadlineExceeded:
-        err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {run._policy.deadline:g}s")
-        if run.attempts:
-            err.__cause__ = run.attempts[-1].exception
+    def _deadline_error(run: TaskRun[Any], control: _Control) -> DeadlineExceeded:
+        err = DeadlineExceeded(f"{run.name} did not finish within its deadline of {control.policy.deadline:g}s")
+        if run._records:
+            err.__cause__ = run._records[-1].exception
         return err
 
     def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
         """Called by `TaskRun.cancel` / `TaskRun.stop` once the run is marked cancelled."""
-        current = run._current
-        run._current = None
-        if isinstance(current, Timer):
-            current.cancel()
-        elif isinstance(current, Attempt):
-            self._interrupt(current, "stopped", CancelledError(run._cancelled_message()))
-        if run._deadline_timer is not None:
-            run._deadline_timer.cancel()
-        run._fn = run._args = run._kwargs = None
-        if run._retry_state is not None:
-            run._retry_state = None
-        self._events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
-        self._forget(run)
+        control = self._active.pop(run, None)
+        try:
+            if control is not None:
+                attempt = control.attempt
+                self._drop(control)
+                if attempt is not None:
+                    self._interrupt(attempt, "stopped", CancelledError(run._cancelled_message()))
+            self._events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
+        finally:
+            self._after_end(run)
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -565,7 +585,7 @@ class Runner(Executor):
             self._finalizer.detach()  # closed here: nothing left to release when dropped
         if first or wait:
             self._scheduler.close(wait)
-            self._close(wait)
+            self.close_workers(wait)
 
     @staticmethod
     def _report_error(exc: BaseException) -> None:
@@ -579,6 +599,10 @@ def _report_error(exc: BaseException) -> None:
     # the scheduler thread holds it and must not keep its runner alive.
     if structlog.is_configured():
         structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
+
+
+def _no_call(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("this run has ended: its call was dropped")
 
 
 def _release(hooks: list[Callable[[], object]]) -> None:

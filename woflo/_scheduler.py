@@ -13,8 +13,17 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["Scheduler", "Timer"]
+__all__ = ["Cancellable", "Scheduler", "Timer"]
+
+
+class Cancellable(Protocol):
+    """A scheduled call's handle, as `woflo.Runner.call_later` returns it."""
+
+    def cancel(self) -> None:
+        """Keep the call from happening (no effect if it already ran)."""
+
 
 _NEVER = float("inf")
 # The longest wait a lock accepts, with room for the float arithmetic above.

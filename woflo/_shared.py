@@ -1,8 +1,10 @@
-"""The runners that ``@task`` uses when given a runner class instead of an instance.
+"""The process-wide registry of runners: shared instances, and shutdown at exit.
 
 woflo 0.8 wrote ``@task(runner=SequentialTaskRun)``: a class. Every task naming
 the same class shares one instance of it, made on first use and shut down at
-interpreter exit. This module holds that process-wide registry, and only it.
+interpreter exit; every runner is tracked so the exit hook can shut it down.
+This module knows runners only through `SharedRunner` (it sits below them);
+which runner is the default is decided above them, in woflo/_defaults.py.
 """
 
 from __future__ import annotations
@@ -12,44 +14,57 @@ import sys
 import threading
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from woflo._runner import Runner
+__all__ = ["SharedRunner", "shared_runner", "track", "untrack"]
 
-__all__ = ["coroutine_runner", "default_runner", "default_runner_class", "shared_runner", "track", "untrack"]
+
+class SharedRunner(Protocol):
+    """What the registry needs of a runner (`woflo.Runner` has it)."""
+
+    _shutdown: bool
+    _stop_reason: str | None
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None: ...
+
+    @classmethod
+    def _shared_instance(cls) -> Any: ...
+
+    @classmethod
+    def _shared_key(cls) -> object: ...
+
+
+R = TypeVar("R", bound=SharedRunner)
 
 _lock = threading.RLock()  # shared_runner builds runners, which call track()
-_shared: dict[type[Any], tuple[object, Runner]] = {}
-_live: weakref.WeakSet[Runner] = weakref.WeakSet()
+_shared: dict[type[Any], tuple[object, SharedRunner]] = {}
+_live: weakref.WeakSet[SharedRunner] = weakref.WeakSet()
 _exit_hook_registered = False
 
 
-def shared_runner(cls: type[Runner]) -> Runner:
+def shared_runner(cls: type[R]) -> R:
     """The process-wide instance of runner class ``cls``, made on first use.
 
-    A class may define ``_shared_instance()`` to build it and ``_shared_key()``
-    to say when it must be rebuilt (woflo 0.8's ``process_type`` switch). A
+    The class's ``_shared_instance()`` builds it and its ``_shared_key()``
+    says when it must be rebuilt (woflo 0.8's ``process_type`` switch). A
     shared instance that was shut down is replaced by a new one.
     """
-    key_of = getattr(cls, "_shared_key", None)
-    key = key_of() if key_of is not None else None
-    stale: Runner | None = None
+    key = cls._shared_key()
+    stale: SharedRunner | None = None
     with _lock:
         entry = _shared.get(cls)
         if entry is not None and entry[0] == key and not entry[1]._shutdown:
-            return entry[1]
+            return entry[1]  # type: ignore[return-value]
         if entry is not None:
             stale = entry[1]
-        factory = getattr(cls, "_shared_instance", None)
-        runner: Runner = factory() if factory is not None else cls()
+        runner: R = cls._shared_instance()
         _shared[cls] = (key, runner)
     if stale is not None:
         stale.shutdown(wait=False)
     return runner
 
 
-def track(runner: Runner) -> None:
+def track(runner: SharedRunner) -> None:
     """Shut ``runner`` down at interpreter exit if its owner did not."""
     global _exit_hook_registered
     with _lock:
@@ -62,7 +77,7 @@ def track(runner: Runner) -> None:
     _live.add(runner)
 
 
-def untrack(runner: Runner) -> None:
+def untrack(runner: SharedRunner) -> None:
     """Forget ``runner``: its constructor failed after `track`, there is nothing to shut down."""
     _live.discard(runner)
 
@@ -84,26 +99,3 @@ def _shutdown_all() -> None:
             # and the interpreter would kill the remaining runners' threads.
             print(f"woflo: shutting down {runner!r} at exit failed:", file=sys.stderr)
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-
-
-def default_runner() -> Runner:
-    """The runner ``@task`` uses when none is named: the shared default runner class."""
-    return shared_runner(default_runner_class())
-
-
-def default_runner_class() -> type[Runner]:
-    """The runner class `WofloExecutor` builds when none is named."""
-    from woflo.runners.process import ProcessRunner
-
-    return ProcessRunner
-
-
-def coroutine_runner() -> Runner:
-    """The runner ``@task`` uses for an ``async def`` when none is named.
-
-    Inside a running event loop, an AsyncRunner bound to that loop; outside
-    any loop, the shared AsyncRunner with its own background loop.
-    """
-    from woflo.runners.aio import runner_for_running_loop
-
-    return runner_for_running_loop()

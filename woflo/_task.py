@@ -9,9 +9,10 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
+from woflo._defaults import coroutine_runner, default_runner
 from woflo._policy import Policy
 from woflo._runner import Runner
-from woflo._shared import coroutine_runner, default_runner, shared_runner
+from woflo._shared import shared_runner
 from woflo._submit import task_name
 from woflo._taskrun import TaskRun
 
@@ -152,7 +153,8 @@ class Task(Generic[P, R]):
                 return coroutine_runner() if inspect.iscoroutinefunction(self.fn) else default_runner()
             if isinstance(spec, Runner):
                 return spec
-            return shared_runner(spec)
+            shared: Runner = shared_runner(spec)
+            return shared
         inner = getattr(executor, "runner", executor)
         if not isinstance(inner, Runner):
             raise TypeError(

@@ -14,22 +14,16 @@ import enum
 import os
 import threading
 from collections.abc import Generator
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from woflo._condition import RunCondition
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+__all__ = ["AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
 
-    import tenacity
-
-    from woflo._policy import Policy
-    from woflo._runner import Runner
-    from woflo._scheduler import Timer
-
-__all__ = ["AttemptRecord", "RunState", "TaskRun"]
+#: How an attempt ended (`AttemptRecord.outcome`).
+AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped"]
 
 T = TypeVar("T")
 
@@ -40,7 +34,11 @@ _STATE_WORDS = {PENDING: "pending", RUNNING: "running", CANCELLED_AND_NOTIFIED: 
 
 
 class RunState(str, enum.Enum):
-    """Where a run is in its life. ``str`` so it prints and compares as its name."""
+    """Where a run is in its life. ``str`` so it prints and compares as its name.
+
+    The allowed moves between states are `TRANSITIONS`; a run's stdlib
+    ``Future`` state is a function of this one (`FUTURE_STATE`).
+    """
 
     PENDING = "pending"
     RUNNING = "running"
@@ -51,6 +49,59 @@ class RunState(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+#: The life of a run, written once: the states each state may move to.
+#: PENDING -> RUNNING is the first attempt starting; RUNNING -> RUNNING the
+#: next attempt starting after an immediate retry; RETRYING is a retry's wait.
+#: A run may end from any live state: succeed before any attempt started
+#: (as ``Future.set_result`` may), fail before (its arguments could not be
+#: sent), be cancelled (pending) or stopped (running, retrying).
+TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
+    RunState.PENDING: (
+        RunState.RUNNING,
+        RunState.RETRYING,
+        RunState.SUCCEEDED,
+        RunState.FAILED,
+        RunState.CANCELLED,
+    ),
+    RunState.RUNNING: (
+        RunState.RUNNING,
+        RunState.RETRYING,
+        RunState.SUCCEEDED,
+        RunState.FAILED,
+        RunState.CANCELLED,
+    ),
+    RunState.RETRYING: (RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED),
+    RunState.SUCCEEDED: (),
+    RunState.FAILED: (),
+    RunState.CANCELLED: (),
+}
+
+#: The stdlib ``Future`` state a run in each state shows (its ``_state``, which
+#: the stdlib's own ``wait``/``as_completed`` read).
+FUTURE_STATE: dict[RunState, str] = {
+    RunState.PENDING: PENDING,
+    RunState.RUNNING: RUNNING,
+    RunState.RETRYING: RUNNING,
+    RunState.SUCCEEDED: FINISHED,
+    RunState.FAILED: FINISHED,
+    RunState.CANCELLED: CANCELLED_AND_NOTIFIED,
+}
+
+# The hot path reads the table through attributes of the members: an enum
+# member's hash is a Python-level call, a tuple's ``in`` compares identity first.
+for _state, _next in TRANSITIONS.items():
+    _state._next = _next  # type: ignore[attr-defined]
+    _state._future = FUTURE_STATE[_state]  # type: ignore[attr-defined]
+del _state, _next
+
+
+class RunOwner(Protocol):
+    """What a `TaskRun` calls back on its runner (`woflo.Runner` implements it)."""
+
+    def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
+        """The run was just cancelled or stopped: stop its attempt, drop its bookkeeping."""
 
 
 class AttemptRecord(NamedTuple):
@@ -68,7 +119,7 @@ class AttemptRecord(NamedTuple):
     number: int
     started_at: float
     duration_s: float
-    outcome: str
+    outcome: AttemptOutcome
     exception: BaseException | None
     worker: object
 
@@ -90,21 +141,10 @@ class TaskRun(Future[T], Generic[T]):
     """
 
     name: str
-    _runner: Runner
+    _runner: RunOwner
+    # The one state of the run; the stdlib Future's ``_state`` follows it
+    # (see _move, the only place either changes).
     _run_state: RunState
-    # The runner's bookkeeping, kept on the run itself rather than in an
-    # object of its own (one allocation fewer per run): the attempt in
-    # progress or the scheduled retry, the policy, the call (dropped when the
-    # run ends), its start, and what deadlines and custom retries need.
-    _current: Any = None
-    _policy: Policy
-    _fn: Callable[..., Any] | None = None
-    _args: tuple[Any, ...] | None = None
-    _kwargs: dict[str, Any] | None = None
-    _t0: float
-    _deadline_timer: Timer | None = None
-    _deadline_hit: bool = False
-    _retry_state: tenacity.RetryCallState | None = None
     _run_id: str | None = None
     # What ended the run as cancelled ("stopped by stop()"), for the message
     # of the CancelledError that result() raises.
@@ -120,7 +160,8 @@ class TaskRun(Future[T], Generic[T]):
         raise TypeError("TaskRun objects are created by runners: call Runner.submit() or a @task")
 
     @classmethod
-    def _create(cls, name: str, runner: Runner) -> TaskRun[Any]:
+    def _create(cls, name: str, runner: RunOwner) -> TaskRun[Any]:
+        """A new pending run of ``runner`` (subclasses add their own fields)."""
         self: TaskRun[Any] = cls.__new__(cls)
         # Future.__init__'s fields, with a RunCondition instead of its costly
         # threading.Condition (see woflo/_condition.py); the fields whose
@@ -131,16 +172,17 @@ class TaskRun(Future[T], Generic[T]):
             cond._waiters = None
         self._condition = cond  # type: ignore[assignment]
         self._state = PENDING
+        self._run_state = RunState.PENDING
+        self._records = []
         self.name = name
         self._runner = runner
-        self._run_state = RunState.PENDING
         return self
 
     # -- lazily made containers ------------------------------------------------
     #
-    # Most runs are never waited on by concurrent.futures.wait, have at most
-    # one callback and one attempt: these lists are made when first needed, not
-    # per run (each is one more object for the garbage collector to walk while
+    # Most runs are never waited on by concurrent.futures.wait and have at
+    # most one callback: these lists are made when first needed, not per run
+    # (each is one more object for the garbage collector to walk while
     # thousands of runs are in flight). Only runners and the stdlib's own
     # Future code touch them, always under the run's lock or from the thread
     # that owns the run's state.
@@ -148,7 +190,7 @@ class TaskRun(Future[T], Generic[T]):
     _w: list[Any] | None = None
     # None or a list (LoopTaskRun also keeps one bare callback here).
     _cbs: Any = None
-    _records: list[AttemptRecord] | AttemptRecord | None = None
+    _records: list[AttemptRecord]
 
     @property
     def _waiters(self) -> list[Any]:  # type: ignore[override]
@@ -167,19 +209,7 @@ class TaskRun(Future[T], Generic[T]):
     @property
     def attempts(self) -> list[AttemptRecord]:
         """The record of every attempt so far, oldest first (`AttemptRecord`)."""
-        records = self._records
-        if type(records) is not list:
-            records = self._records = [] if records is None else [records]  # type: ignore[list-item]
-        return records
-
-    def _record(self, record: AttemptRecord) -> None:
-        records = self._records
-        if records is None:
-            self._records = record
-        elif type(records) is list:
-            records.append(record)
-        else:
-            self._records = [records, record]  # type: ignore[list-item]
+        return self._records
 
     # -- identity and state ---------------------------------------------------
 
@@ -197,9 +227,9 @@ class TaskRun(Future[T], Generic[T]):
         return self._run_state
 
     @property
-    def runner(self) -> Runner:
-        """The runner this run was submitted to."""
-        return self._runner
+    def runner(self) -> Executor:
+        """The runner this run was submitted to (a `woflo.Runner`)."""
+        return self._runner  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         # The stdlib Future's wording first (code and people parse it), then
@@ -320,6 +350,22 @@ class TaskRun(Future[T], Generic[T]):
             self._runner._on_cancelled(self, stopped=True)
         return True
 
+    # The stdlib's executor-side methods would change the Future's state
+    # behind the run's own (see _move): a run is ended by its runner only,
+    # through the `woflo.Attempt` its backend was given.
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Not for a TaskRun: raises `RuntimeError` (its runner moves it; see `woflo.Attempt.begin`)."""
+        raise RuntimeError(_OWNED_BY_RUNNER.format("set_running_or_notify_cancel"))
+
+    def set_result(self, result: T) -> None:
+        """Not for a TaskRun: raises `RuntimeError` (report through `woflo.Attempt.succeed`)."""
+        raise RuntimeError(_OWNED_BY_RUNNER.format("set_result"))
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        """Not for a TaskRun: raises `RuntimeError` (report through `woflo.Attempt.fail`)."""
+        raise RuntimeError(_OWNED_BY_RUNNER.format("set_exception"))
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         # Pickling one would drag in its runner, its locks and every run its
         # arguments reach (a chain of runs hit the recursion limit): say what
@@ -332,69 +378,59 @@ class TaskRun(Future[T], Generic[T]):
         # after releasing it, as Future.cancel() does. Mirrors cancel() followed
         # by set_running_or_notify_cancel(), but is also valid from RUNNING.
         self._cancel_reason = reason
-        self._state = CANCELLED_AND_NOTIFIED
-        self._run_state = RunState.CANCELLED
+        self._move(RunState.CANCELLED)
         for waiter in self._w or ():
             waiter.add_cancelled(self)
         self._condition.notify_all()
 
+    def _move(self, to: RunState) -> bool:
+        """Move the run to state ``to`` if `TRANSITIONS` allows it; the only writer of both states.
+
+        Called with the run's condition held.
+        """
+        if to not in self._run_state._next:  # type: ignore[attr-defined]
+            return False
+        self._run_state = to
+        self._state = to._future  # type: ignore[attr-defined]
+        return True
+
     def _try_begin(self) -> bool:
-        """Move PENDING to RUNNING for the first attempt; False if the run is over."""
+        """Move to RUNNING as an attempt starts; False if the run is over."""
         # acquire/release rather than `with`: half the cost on this per-attempt path.
         cond = self._condition
         cond.acquire()
         try:
-            state = self._state
-            if state == PENDING:
-                self._state = RUNNING
-            elif state != RUNNING:
-                return False
-            self._run_state = RunState.RUNNING
-            return True
+            return self._move(RunState.RUNNING)
         finally:
             cond.release()
 
     def _set_retrying(self) -> bool:
+        """Move to RETRYING as a retry's wait begins; False if the run is over."""
         with self._condition:
-            if self._state == PENDING:
-                # An attempt that failed before reaching a worker (say, its
-                # arguments could not be pickled): the run has started all the same.
-                self._state = RUNNING
-            elif self._state != RUNNING:
-                return False
-            self._run_state = RunState.RETRYING
-            return True
+            return self._move(RunState.RETRYING)
 
-    def _succeed(self, value: T) -> bool:
-        # Future.set_result would run the callbacks under our lock and raise on a
-        # run stopped meanwhile; this does the same bookkeeping race-free.
+    def _complete(self, value: Any, exc: BaseException | None) -> bool:
+        """End the run with ``value`` (``exc`` is None) or ``exc``; False if it had ended.
+
+        ``Future.set_result``/``set_exception`` would run the callbacks under
+        the run's lock and raise on a run stopped meanwhile; this does the
+        same bookkeeping race-free, then calls the callbacks unlocked.
+        """
         cond = self._condition
         cond.acquire()
         try:
-            if self._state != RUNNING:
-                return False
-            self._result = value
-            self._state = FINISHED
-            self._run_state = RunState.SUCCEEDED
+            if exc is None:
+                if not self._move(RunState.SUCCEEDED):
+                    return False
+                self._result = value
+                event = "add_result"
+            else:
+                if not self._move(RunState.FAILED):
+                    return False
+                self._exception = exc
+                event = "add_exception"
             if self._w or cond._waiters:  # type: ignore[attr-defined]
-                self._notify_waiters("add_result")
-        finally:
-            cond.release()
-        if self._cbs is not None:
-            self._invoke_callbacks_at_end()
-        return True
-
-    def _fail(self, exc: BaseException) -> bool:
-        cond = self._condition
-        cond.acquire()
-        try:
-            if self._state not in (RUNNING, PENDING):
-                return False
-            self._exception = exc
-            self._state = FINISHED
-            self._run_state = RunState.FAILED
-            if self._w or cond._waiters:  # type: ignore[attr-defined]
-                self._notify_waiters("add_exception")
+                self._notify_waiters(event)
         finally:
             cond.release()
         if self._cbs is not None:
@@ -492,6 +528,12 @@ class TaskRun(Future[T], Generic[T]):
         if self._state == CANCELLED_AND_NOTIFIED:
             raise asyncio.CancelledError(self._cancelled_message())
         return self.result()
+
+
+_OWNED_BY_RUNNER = (
+    "TaskRun.{}() is not for callers: a run's state belongs to its runner, "
+    "which settles it through the Attempt its backend was given (Attempt.begin/succeed/fail)"
+)
 
 
 def _uuid4_hex() -> str:

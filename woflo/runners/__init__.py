@@ -6,7 +6,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from woflo._runner import Attempt as Attempt
+from woflo._attempt import Attempt as Attempt
 from woflo._runner import Runner as Runner
 from woflo.runners._legacy import BaseTaskRun as BaseTaskRun
 from woflo.runners._legacy import SequentialTaskRun as SequentialTaskRun

@@ -21,9 +21,8 @@ from inspect import CO_COROUTINE
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from woflo._events import Emitter
 from woflo._looprun import LoopTaskRun, running_loop_here
-from woflo._runner import Attempt, Runner
+from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
 from woflo._shared import shared_runner
 from woflo.runners.thread import ThreadRunner
@@ -211,12 +210,9 @@ class AsyncRunner(Runner):
 
     # -- the backend ------------------------------------------------------------------
 
-    def _new_run(self, name: str) -> LoopTaskRun[Any]:
-        run: LoopTaskRun[Any] = LoopTaskRun._create(name, self)  # type: ignore[assignment]
-        run._loop = self._loop if self._loop is not None else self._start_loop()
-        return run
+    run_class = LoopTaskRun
 
-    def _start(self, attempt: Attempt) -> None:
+    def start_attempt(self, attempt: Attempt) -> None:
         loop = self._loop if self._loop is not None else self._start_loop()
         if running_loop_here(loop) is loop:
             self._admit(attempt)
@@ -239,20 +235,17 @@ class AsyncRunner(Runner):
         attempt.handle = self._loop.create_task(self._run(attempt))  # type: ignore[union-attr]
 
     async def _run(self, attempt: Attempt) -> None:
-        # The per-attempt hot path: Runner._begin/_settle are called directly
-        # rather than through Attempt.begin/succeed.
-        runner: Runner = self
         try:
-            if not runner._begin(attempt, self._worker):
+            fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
+            if not attempt.begin(self._worker):
                 return
-            fn = attempt.fn
             try:
                 if _is_async(fn):
-                    value = await fn(*attempt.args, **attempt.kwargs)
+                    value = await fn(*args, **kwargs)
                 else:
                     # Awaiting the thread's TaskRun: cancelling this task
                     # (timeout, stop) stops it, which abandons the thread.
-                    value = await self._thread_runner().submit(fn, *attempt.args, **attempt.kwargs)
+                    value = await self._thread_runner().submit(fn, *args, **kwargs)
                     if inspect.iscoroutine(value):
                         value = await value
             except asyncio.CancelledError as exc:
@@ -267,7 +260,7 @@ class AsyncRunner(Runner):
             except BaseException as exc:
                 attempt.fail(exc)
             else:
-                runner._settle(attempt, "succeeded", value, None)
+                attempt.succeed(value)
         finally:
             if self._limit is not None:
                 self._release()
@@ -281,7 +274,7 @@ class AsyncRunner(Runner):
                 return
         self._running -= 1
 
-    def _stop(self, attempt: Attempt) -> None:
+    def stop_attempt(self, attempt: Attempt) -> None:
         self._on_loop(lambda: self._cancel(attempt))
 
     @staticmethod
@@ -291,7 +284,7 @@ class AsyncRunner(Runner):
             task.cancel()
         # A queued attempt has no task yet; `_release` skips it as settled.
 
-    def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
+    def call_later(self, delay: float, fn: Callable[[], object], kind: TimerKind) -> Timer:
         loop = self._loop if self._loop is not None else self._start_loop()
         timer = _LoopTimer(loop, loop.time() + delay, fn)
         if running_loop_here(loop) is loop:
@@ -341,11 +334,11 @@ class AsyncRunner(Runner):
         with self._loop_lock:
             if self._threads is None:
                 threads = ThreadRunner(thread_name_prefix=f"woflo-async-{id(self):x}")
-                threads._events = Emitter(threads.runner_name, muted=True)
+                threads._mute_events()  # this runner reports the attempts itself
                 self._threads = threads
             return self._threads
 
-    def _close(self, wait: bool) -> None:
+    def close_workers(self, wait: bool) -> None:
         with _bound_lock:
             if self._loop is not None and _bound.get(self._loop) is self:
                 del _bound[self._loop]
@@ -362,10 +355,6 @@ class AsyncRunner(Runner):
                 loop.call_soon_threadsafe(loop.stop)
         if wait and thread is not threading.current_thread():
             thread.join()
-
-    @classmethod
-    def _shared_instance(cls) -> AsyncRunner:
-        return cls()
 
 
 def runner_for_running_loop() -> Runner:

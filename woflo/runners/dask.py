@@ -220,7 +220,7 @@ class DaskRunner(Runner):
 
     # -- the backend ------------------------------------------------------------------
 
-    def _start(self, attempt: Attempt) -> None:
+    def start_attempt(self, attempt: Attempt) -> None:
         fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
         key = f"{attempt.run.name}-{uuid.uuid4().hex}"
         if not attempt.begin(key):
@@ -238,7 +238,7 @@ class DaskRunner(Runner):
         put = self._done.put
         future.add_done_callback(lambda f: put((attempt, f)))
 
-    def _stop(self, attempt: Attempt) -> None:
+    def stop_attempt(self, attempt: Attempt) -> None:
         future = attempt.handle
         if future is not None:
             self._cancel(future)
@@ -334,7 +334,7 @@ class DaskRunner(Runner):
 
     # -- shutdown -----------------------------------------------------------------------
 
-    def _close(self, wait: bool) -> None:
+    def close_workers(self, wait: bool) -> None:
         self._done.put(None)
         if wait and self._collector is not threading.current_thread():
             self._collector.join()

@@ -72,7 +72,7 @@ def _jobs_sent(tokens: list[Any]) -> list[int]:
     # attempt's timeout still starts in _job_started. One call per batch.
     refused: list[int] = []
     for i, attempt in enumerate(tokens):
-        if not attempt._claim or not attempt.run._try_begin():
+        if not attempt.set_running():
             refused.append(i)
     return refused
 
@@ -82,12 +82,11 @@ def _job_started(token: object, pid: int) -> None:
     # methods of the runner: the pool's manager thread must not keep the
     # runner alive (see Runner's release when unreachable).
     attempt: Attempt = token  # type: ignore[assignment]
-    timer = attempt.timer
-    if timer is not None:
-        # Its wait for a worker to start is over, or it starts again (its
-        # worker was killed for another job before this one could finish, and
-        # it went back to the queue): begin() arms its timeout from now.
-        timer.cancel()
+    wait_timer = attempt.handle
+    if wait_timer is not None:
+        # Its wait for a worker to start is over (see ProcessRunner._check_wait).
+        attempt.handle = None
+        wait_timer.cancel()
     attempt.begin(pid)
 
 
@@ -271,19 +270,20 @@ class ProcessRunner(Runner):
         end = None if timeout is None else time.monotonic() + timeout
         return chain_results(submit_ahead(submissions, buffersize, end))
 
-    def _refusal(self) -> BaseException | None:
+    def broken_error(self) -> BaseException | None:
         broken = self._pool.broken
         return None if broken is None else broken()
 
-    def _start(self, attempt: Attempt) -> None:
+    def start_attempt(self, attempt: Attempt) -> None:
         pool = self._pool
         if pool.starting and pool.has_initializer:
-            timeout = attempt.run._policy.timeout
+            timeout = attempt.timeout
             if timeout is not None:
                 # It waits for a worker to start (a fresh runner, or every worker
                 # crashed): an initializer that hangs must not hold it for ever.
                 # Armed before the job is queued, so _job_started always sees it.
-                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._check_wait(attempt))
+                # The attempt is the pool's token: its handle slot is free.
+                attempt.handle = self.call_later(timeout, lambda: self._check_wait(attempt), "timeout")
         pool.submit(attempt, attempt.fn, attempt.args, attempt.kwargs)
 
     def _check_wait(self, attempt: Attempt) -> None:
@@ -296,31 +296,33 @@ class ProcessRunner(Runner):
         """
         if attempt.started is not None or attempt.settled:
             return
-        timeout = attempt.run._policy.timeout
+        timeout = attempt.timeout
         assert timeout is not None
         since = self._pool.waiting_since()
         if since is None:
             if self._pool.starting:  # no initializer began yet: look again later
-                attempt.timer = self._arm_timer("timeout", timeout, lambda: self._check_wait(attempt))
+                attempt.handle = self.call_later(timeout, lambda: self._check_wait(attempt), "timeout")
             return
         left = since + timeout - time.monotonic()
         if left > 0:
-            attempt.timer = self._arm_timer("timeout", left, lambda: self._check_wait(attempt))
+            attempt.handle = self.call_later(left, lambda: self._check_wait(attempt), "timeout")
             return
-        if attempt.started is not None or not self._claim(attempt):
+        # Out of the queue first: a worker must not start it after this.
+        if attempt.started is not None or not self._pool.kill(attempt):
             return  # it started meanwhile: its own timeout counts now
-        self._stop(attempt)
-        exc = AttemptTimeout(
-            f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"
-            " waiting for the worker initializer to finish"
+        attempt.fail(
+            AttemptTimeout(
+                f"attempt {attempt.number} of {attempt.run.name} timed out after {timeout:g}s"
+                " waiting for the worker initializer to finish"
+            ),
+            outcome="timed_out",
         )
-        self._settled(attempt, "timed_out", None, exc)
 
-    def _stop(self, attempt: Attempt) -> None:
+    def stop_attempt(self, attempt: Attempt) -> None:
         self._pool.kill(attempt)
 
-    def _on_own_thread(self) -> bool:
-        return super()._on_own_thread() or self._pool.on_manager_thread()
+    def owns_current_thread(self) -> bool:
+        return super().owns_current_thread() or self._pool.on_manager_thread()
 
-    def _close(self, wait: bool) -> None:
+    def close_workers(self, wait: bool) -> None:
         self._pool.shutdown(wait=wait)

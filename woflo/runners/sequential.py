@@ -8,8 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from woflo._errors import AttemptTimeout
-from woflo._runner import Attempt, Runner
+from woflo._errors import AttemptTimeout, DeadlineExceeded
+from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class SequentialRunner(Runner):
             raise RuntimeError("shutdown(wait=True) inside one of the runner's own tasks would wait for itself")
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
-    def _start(self, attempt: Attempt) -> None:
+    def start_attempt(self, attempt: Attempt) -> None:
         if attempt.number > 1:
             # A retry: queued behind the step that scheduled it, not recursing.
             self._enqueue(lambda: self._run(attempt))
@@ -94,7 +94,7 @@ class SequentialRunner(Runner):
         finally:
             self._local.pending = None
 
-    def _arm_timer(self, kind: str, delay: float, fn: Callable[[], object]) -> Timer:
+    def call_later(self, delay: float, fn: Callable[[], object], kind: TimerKind) -> Timer:
         timer = Timer(time.monotonic() + delay, 0, fn)
         if kind == "retry":
 
@@ -108,6 +108,7 @@ class SequentialRunner(Runner):
         return timer
 
     def _run(self, attempt: Attempt) -> None:
+        fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
         if not attempt.begin(threading.current_thread().name):
             return
         started = time.monotonic()
@@ -116,7 +117,7 @@ class SequentialRunner(Runner):
         local.depth = getattr(local, "depth", 0) + 1
         try:
             try:
-                value = attempt.fn(*attempt.args, **attempt.kwargs)
+                value = fn(*args, **kwargs)
             finally:
                 local.depth -= 1
         except KeyboardInterrupt as exc:
@@ -131,12 +132,10 @@ class SequentialRunner(Runner):
         else:
             self._report(attempt, started, value, None)
 
-    def _report(self, attempt: Attempt, started: float, value: object, exc: BaseException | None) -> None:
-        elapsed = time.monotonic() - started
-        run = attempt.run
-        deadline = run._policy.deadline
-        if deadline is not None and time.monotonic() - run._t0 > deadline:
-            run._deadline_hit = True
+    @staticmethod
+    def _report(attempt: Attempt, started: float, value: object, exc: BaseException | None) -> None:
+        now = time.monotonic()
+        elapsed = now - started
         timeout = attempt.timeout
         if timeout is not None and elapsed > timeout:
             message = (
@@ -144,8 +143,9 @@ class SequentialRunner(Runner):
             )
             attempt.fail(AttemptTimeout(message), outcome="timed_out")
         elif exc is not None:
+            # Past the run's deadline, the base ends the run with DeadlineExceeded.
             attempt.fail(exc)
-        elif run._deadline_hit:
-            attempt.fail(self._deadline_error(run), outcome="timed_out")
+        elif attempt.deadline is not None and now > attempt.deadline:
+            attempt.fail(DeadlineExceeded(f"{attempt.run.name} returned after its deadline"), outcome="timed_out")
         else:
             attempt.succeed(value)

@@ -128,7 +128,7 @@ class ThreadRunner(Runner):
         """The most threads that run attempts at once."""
         return self._max_workers
 
-    def _refusal(self) -> BaseException | None:
+    def broken_error(self) -> BaseException | None:
         return None if self._broken is None else self._broken_error()
 
     def _broken_error(self) -> BrokenThreadRunner:
@@ -140,7 +140,7 @@ class ThreadRunner(Runner):
         err.__cause__ = self._broken
         return err
 
-    def _start(self, attempt: Attempt) -> None:
+    def start_attempt(self, attempt: Attempt) -> None:
         self._queue.put(attempt)
         if self._broken is not None:
             # Broken meanwhile (a submit that raced the failing initializer,
@@ -162,10 +162,9 @@ class ThreadRunner(Runner):
                 break
             if attempt is None:
                 stops += 1  # a shutdown's stop signal: put back for a worker below
-            elif self._claim(attempt):
-                # The run ends now, not through the retry policy: retrying on
-                # a broken runner would fail the same way.
-                self._finish(attempt.run, None, self._broken_error())
+            else:
+                # Never retried: a BrokenRunner ends its run (see Runner).
+                attempt.fail(self._broken_error())
         for _ in range(stops):
             self._queue.put(None)
 
@@ -215,17 +214,20 @@ class ThreadRunner(Runner):
             if attempt is None:
                 break
             attempt.handle = me
+            fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
             if attempt.begin(name):
                 try:
-                    value = attempt.fn(*attempt.args, **attempt.kwargs)
+                    value = fn(*args, **kwargs)
                 except BaseException as exc:
                     attempt.handle = None
                     attempt.fail(exc)
                 else:
                     attempt.handle = None
                     attempt.succeed(value)
-            # Not kept until the next attempt: a result its caller dropped must be freed.
+            # Not kept until the next attempt: a result its caller dropped must
+            # be freed, and a finished run's arguments too.
             attempt = value = None
+            del fn, args, kwargs
             self = ref()
             if self is None:
                 return  # the runner was dropped and released
@@ -255,7 +257,7 @@ class ThreadRunner(Runner):
             raise RuntimeError("cannot join current thread: shutdown(wait=True) inside one of the runner's own tasks")
         super().shutdown(wait, cancel_futures=cancel_futures, stop_running=stop_running)
 
-    def _stop(self, attempt: Attempt) -> None:
+    def stop_attempt(self, attempt: Attempt) -> None:
         with self._pool_lock:
             thread = attempt.handle
             if thread is None or thread in self._abandoned:
@@ -264,10 +266,10 @@ class ThreadRunner(Runner):
         # The abandoned thread no longer counts: let a new one serve the queue.
         self._grow()
 
-    def _on_own_thread(self) -> bool:
-        return super()._on_own_thread() or threading.current_thread() in self._threads
+    def owns_current_thread(self) -> bool:
+        return super().owns_current_thread() or threading.current_thread() in self._threads
 
-    def _close(self, wait: bool) -> None:
+    def close_workers(self, wait: bool) -> None:
         with self._pool_lock:
             workers = [t for t in self._threads if t not in self._abandoned]
         for _ in workers:
