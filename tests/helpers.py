@@ -7,6 +7,7 @@ loops, pid checks or fd listings.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 import time
@@ -23,6 +24,16 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.002)
+
+
+def wait_freed(ref: Callable[[], object], what: str = "the object", timeout: float = 10.0) -> None:
+    """Wait until weak reference ``ref`` is dead (collecting garbage meanwhile).
+
+    A backend thread may hold a result for the moment it takes to return from
+    delivering it (CPython's own test of this polls too): what matters is that
+    nothing keeps it for good.
+    """
+    wait_for(lambda: gc.collect() is not None and ref() is None, timeout, f"{what} to be freed")
 
 
 async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:

@@ -400,7 +400,7 @@ def test_one_runner_failing_to_close_at_exit_does_not_stop_the_others(tmp_path: 
         release = out / "release"
 
         class BadClose(ThreadRunner):
-            def _close(self, wait):
+            def close_workers(self, wait):
                 raise OSError("cannot close")
 
         def work(n):

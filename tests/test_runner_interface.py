@@ -190,3 +190,16 @@ def test_a_task_run_is_a_future_of_its_runner() -> None:
     assert isinstance(run, Future) and run.runner is runner
     run.cancel()
     runner.shutdown()
+
+
+def test_attempts_that_never_began_are_retried_each_time() -> None:
+    # Each attempt fails before it begins (it waited for a worker that never
+    # came): the run waits to retry again and again, until the policy gives up.
+    runner = HoldingRunner(retries=2, retry_wait_time=0)
+    run = runner.submit(len, "abc")
+    for n in range(3):
+        assert run.state in (RunState.PENDING, RunState.RETRYING)
+        runner.attempts[n].fail(TimeoutError(f"no worker for attempt {n + 1}"), outcome="timed_out")
+    assert isinstance(run.exception(timeout=0), TimeoutError)
+    assert [r.outcome for r in run.attempts] == ["timed_out"] * 3
+    runner.shutdown()

@@ -53,7 +53,9 @@ class RunState(str, enum.Enum):
 
 #: The life of a run, written once: the states each state may move to.
 #: PENDING -> RUNNING is the first attempt starting; RUNNING -> RUNNING the
-#: next attempt starting after an immediate retry; RETRYING is a retry's wait.
+#: next attempt starting after an immediate retry; RETRYING is a retry's wait,
+#: and RETRYING -> RETRYING the next wait after an attempt that failed before
+#: it began (it waited for a worker that never came).
 #: A run may end from any live state: succeed before any attempt started
 #: (as ``Future.set_result`` may), fail before (its arguments could not be
 #: sent), be cancelled (pending) or stopped (running, retrying).
@@ -72,7 +74,13 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
         RunState.FAILED,
         RunState.CANCELLED,
     ),
-    RunState.RETRYING: (RunState.RUNNING, RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED),
+    RunState.RETRYING: (
+        RunState.RUNNING,
+        RunState.RETRYING,
+        RunState.SUCCEEDED,
+        RunState.FAILED,
+        RunState.CANCELLED,
+    ),
     RunState.SUCCEEDED: (),
     RunState.FAILED: (),
     RunState.CANCELLED: (),

@@ -16,7 +16,7 @@ from typing import Any
 
 import funcs
 import pytest
-from helpers import wait_for, wait_for_file
+from helpers import wait_for, wait_for_file, wait_freed
 from runners import RunnerKind
 
 from woflo import BrokenRunner, RunState, SerializationError, WorkerCrashed
@@ -127,7 +127,7 @@ def _each_result_freed(results: Iterator[Any]) -> list[int]:
         del result
         # A worker thread may hold it for the moment it takes to return
         # from delivering it; not until the next result is asked for.
-        wait_for(lambda ref=ref: ref() is None, 10, "the result to be freed")  # type: ignore[misc]
+        wait_freed(ref, "the result")
     return values
 
 
@@ -146,7 +146,7 @@ def test_as_completed_frees_each_result_once_the_caller_drops_it(make: Any) -> N
             ref = weakref.ref(run.result())
             values.append(run.result().value)
             del run
-            wait_for(lambda ref=ref: ref() is None, 10, "the result to be freed")  # type: ignore[misc]
+            wait_freed(ref, "the result")
     assert sorted(values) == list(range(5))
 
 
@@ -159,7 +159,7 @@ def test_a_run_of_a_custom_policy_keeps_no_second_reference_to_its_result(make: 
     with _refcounting_only():
         ref = weakref.ref(run.result(timeout=30))
         del run
-        wait_for(lambda: ref() is None, 10, "the result to be freed")
+        wait_freed(ref, "the result")
 
 
 # -- errors no retry can fix ------------------------------------------------------------------

@@ -6,7 +6,6 @@ One runner of each kind serves the whole module (see `module_runner_fixtures`).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import gc
 import itertools
 import operator
 import weakref
@@ -15,6 +14,7 @@ from typing import Any
 import funcs
 import pytest
 from cpython_helpers import Gates, module_runner_fixtures, skip_inline, stdlib_futures
+from helpers import wait_freed
 from runners import RunnerKind
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,8 +72,7 @@ def test_yielded_runs_are_not_kept_issue14406(ex: Any, kind: RunnerKind, gates: 
             runs.remove(run)
             ref = weakref.ref(run)
             del run
-            gc.collect()
-            assert ref() is None, "a finished run outlives its last reference"
+            wait_freed(ref, "a finished run")
     assert runs == [held]
     gate.release()
     del held
@@ -81,8 +80,7 @@ def test_yielded_runs_are_not_kept_issue14406(ex: Any, kind: RunnerKind, gates: 
         runs.remove(run)
         ref = weakref.ref(run)
         del run
-        gc.collect()
-        assert ref() is None, "a finished run outlives its last reference"
+        wait_freed(ref, "a finished run")
 
 
 def test_timeout_message(ex: Any, kind: RunnerKind, gates: Gates) -> None:
