@@ -317,6 +317,41 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """What, when it changes, makes the shared instance be built anew (default: nothing)."""
         return None
 
+    # -- what the base offers a runner -------------------------------------------------
+
+    @property
+    def is_shutdown(self) -> bool:
+        """Whether `shutdown` was called: ``submit`` refuses new work (runs in flight go on)."""
+        return self._shutdown
+
+    @property
+    def workers_closed(self) -> bool:
+        """Whether `close_workers` was called: a runner starts no new worker after it."""
+        return self._closed
+
+    def active_runs(self) -> list[TaskRun[Any]]:
+        """The runs submitted and not finished yet (a snapshot, in no particular order)."""
+        return list(self._active)
+
+    def release_on_drop(self, release: Callable[[], object]) -> None:
+        """Call ``release()`` if this runner becomes unreachable without `shutdown`.
+
+        For what the backend must give back then (threads, processes), as the
+        stdlib's executors do. ``release`` must not refer to the runner (a
+        bound method would keep it reachable for ever); it is called once, on
+        a thread of its own.
+        """
+        self._release_hooks.append(release)
+
+    @staticmethod
+    def report_internal_error(exc: BaseException) -> None:
+        """Report an error in the runner's own machinery (not a task's): a worker set-up, a callback.
+
+        Logged as ``woflo.internal_error`` through structlog when it is
+        configured; never raised, so the thread that met it carries on.
+        """
+        _report_error(exc)
+
     # -- the attempt loop ---------------------------------------------------------
 
     def _submit(
@@ -586,11 +621,6 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if first or wait:
             self._scheduler.close(wait)
             self.close_workers(wait)
-
-    @staticmethod
-    def _report_error(exc: BaseException) -> None:
-        """Report an error inside woflo's own machinery (timer callbacks, worker set-up)."""
-        _report_error(exc)
 
 
 def _report_error(exc: BaseException) -> None:

@@ -22,8 +22,10 @@ __all__ = ["SharedRunner", "shared_runner", "track", "untrack"]
 class SharedRunner(Protocol):
     """What the registry needs of a runner (`woflo.Runner` has it)."""
 
-    _shutdown: bool
     _stop_reason: str | None
+
+    @property
+    def is_shutdown(self) -> bool: ...
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None: ...
 
@@ -53,7 +55,7 @@ def shared_runner(cls: type[R]) -> R:
     stale: SharedRunner | None = None
     with _lock:
         entry = _shared.get(cls)
-        if entry is not None and entry[0] == key and not entry[1]._shutdown:
+        if entry is not None and entry[0] == key and not entry[1].is_shutdown:
             return entry[1]  # type: ignore[return-value]
         if entry is not None:
             stale = entry[1]

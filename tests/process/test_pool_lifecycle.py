@@ -175,7 +175,7 @@ def test_done_callback_raising_system_exit_on_the_timer_thread_spares_the_runner
     again = ex.submit(slow, str(tmp_path / "s2"), str(tmp_path / "never"), 5.0)
     assert isinstance(again.exception(timeout=60), AttemptTimeout)
     ex.shutdown(wait=False)
-    wait_for(lambda: ex._closed, 60, "the runner closed by its last run")
+    wait_for(lambda: ex.workers_closed, 60, "the runner closed by its last run")
     ex.shutdown(wait=True)
 
 

@@ -177,7 +177,7 @@ class AsyncRunner(Runner):
     def _start_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
             if self._loop is None:
-                if self._closed:
+                if self.workers_closed:
                     raise RuntimeError("cannot schedule new futures after shutdown")
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=self._serve, args=(loop,), name=f"woflo-async-{id(self):x}")
@@ -314,15 +314,12 @@ class AsyncRunner(Runner):
         loop = self._loop
         if not self._owned and loop is not None and loop.is_closed():
             stop_running = True
-        if wait and loop is not None and running_loop_here(loop) is loop:
-            with self._lock:
-                busy = bool(self._active)
-            if busy:
-                # The runs need this very loop to finish: blocking it would hang.
-                raise RuntimeError(
-                    "shutdown(wait=True) on the runner's own loop would deadlock; "
-                    "await the runs first, or call shutdown(wait=False)"
-                )
+        if wait and loop is not None and running_loop_here(loop) is loop and self.active_runs():
+            # The runs need this very loop to finish: blocking it would hang.
+            raise RuntimeError(
+                "shutdown(wait=True) on the runner's own loop would deadlock; "
+                "await the runs first, or call shutdown(wait=False)"
+            )
         threads = self._threads
         if wait and threads is not None and threading.current_thread() in threads._threads:
             # A plain function of this runner would wait for its own run.
@@ -369,6 +366,6 @@ def runner_for_running_loop() -> Runner:
         return shared_runner(AsyncRunner)
     with _bound_lock:
         runner = _bound.get(loop)
-        if runner is None or runner._shutdown:
+        if runner is None or runner.is_shutdown:
             runner = _bound[loop] = AsyncRunner(loop=loop)
         return runner

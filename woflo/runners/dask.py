@@ -272,7 +272,7 @@ class DaskRunner(Runner):
             try:
                 self._report(batch)
             except BaseException as exc:  # never let one bad batch stop result delivery
-                self._report_error(exc)
+                self.report_internal_error(exc)
             # Nothing here may keep a result alive until the next batch: the
             # attempt and its Dask future hold each other (the future's
             # callback closes over the attempt), a cycle that reaches the run

@@ -222,7 +222,7 @@ class ProcessRunner(Runner):
         except BaseException:
             untrack(self)  # half built: nothing for the exit hook to shut down
             raise
-        self._release_hooks.append(functools.partial(self._pool.shutdown, False))
+        self.release_on_drop(functools.partial(self._pool.shutdown, False))
 
     @classmethod
     def _shared_instance(cls) -> ProcessRunner:

@@ -121,7 +121,7 @@ class ThreadRunner(Runner):
         self._abandoned: set[threading.Thread] = set()
         self._pool_lock = threading.Lock()
         self._count = 0
-        self._release_hooks.append(functools.partial(_wake_all, self._queue, self._max_workers))
+        self.release_on_drop(functools.partial(_wake_all, self._queue, self._max_workers))
 
     @property
     def max_workers(self) -> int:
@@ -171,7 +171,7 @@ class ThreadRunner(Runner):
     def _grow(self) -> None:
         with self._pool_lock:
             if (
-                self._closed
+                self.workers_closed
                 or self._broken is not None
                 or len(self._threads) - len(self._abandoned) >= self._max_workers
             ):
@@ -204,7 +204,7 @@ class ThreadRunner(Runner):
                     self._threads.discard(me)
                     if self._broken is None:
                         self._broken = exc
-                self._report_error(exc)
+                self.report_internal_error(exc)
                 self._fail_queued()
                 return
         del self  # never held while waiting for work: a runner may be dropped meanwhile
