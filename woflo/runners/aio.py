@@ -321,7 +321,7 @@ class AsyncRunner(Runner):
                 "await the runs first, or call shutdown(wait=False)"
             )
         threads = self._threads
-        if wait and threads is not None and threading.current_thread() in threads._threads:
+        if wait and threads is not None and threads.owns_current_thread():
             # A plain function of this runner would wait for its own run.
             super().shutdown(wait=False, cancel_futures=cancel_futures, stop_running=stop_running)
             raise RuntimeError("cannot join current thread: shutdown(wait=True) inside one of the runner's own tasks")
