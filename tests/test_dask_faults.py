@@ -118,3 +118,26 @@ def test_dashboard_on_request_and_only_for_the_runners_own_cluster(client: Any) 
         DaskRunner(client, dashboard=True)
     with pytest.raises(ValueError, match="dashboard"):
         DaskRunner(address=client.scheduler.address, dashboard=True)
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_wait_from_a_done_callback_does_not_deadlock(tmp_path: Path) -> None:
+    # The callback runs on the runner's result collector, which the other run
+    # in flight needs to finish: shutdown(wait=True) there must not wait for it.
+    import threading
+
+    import funcs
+    from helpers import wait_for_file
+
+    ex = DaskRunner(dask_cluster.client())
+    started, release = str(tmp_path / "started"), str(tmp_path / "release")
+    second = ex.submit(funcs.block, started, release)
+    wait_for_file(started, 60)
+    returned = threading.Event()
+    first = ex.submit(funcs.add, 1, 2)
+    first.add_done_callback(lambda _: (ex.shutdown(wait=True), returned.set()))
+    assert first.result(timeout=60) == 3
+    Path(release).touch()
+    assert second.result(timeout=60) == "released"
+    assert returned.wait(60), "shutdown(wait=True) in a done-callback deadlocked"
+    ex.shutdown(wait=True)

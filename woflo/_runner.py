@@ -267,8 +267,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
 
         Called once, and again with ``wait=True`` if the first call did not
         wait: it must be idempotent, and with ``wait`` return only when every
-        worker is gone. Called from one of `owns_current_thread`'s threads,
-        it must not join that thread.
+        worker is gone. With ``wait=True`` it is never called from a thread
+        `owns_current_thread` names, so it may join every worker thread.
         """
 
     def broken_error(self) -> BaseException | None:
@@ -613,6 +613,10 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         # The first call closes; when the last run ended after shutdown(wait=
         # False) began, that call came from a worker and could not wait, so a
         # later shutdown(wait=True) closes again, waiting this time.
+        if wait and self.owns_current_thread():
+            # Never join the thread we are on: close_workers(wait=True) may
+            # assume it is not called from one of the runner's own threads.
+            wait = False
         with self._lock:
             first = not self._closed
             self._closed = True

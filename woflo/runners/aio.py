@@ -335,6 +335,16 @@ class AsyncRunner(Runner):
                 self._threads = threads
             return self._threads
 
+    def owns_current_thread(self) -> bool:
+        # The loop's thread (a coroutine, a loop callback) and the threads of
+        # its plain functions.
+        thread, threads = self._thread, self._threads
+        return (
+            super().owns_current_thread()
+            or (thread is not None and thread is threading.current_thread())
+            or (threads is not None and threads.owns_current_thread())
+        )
+
     def close_workers(self, wait: bool) -> None:
         with _bound_lock:
             if self._loop is not None and _bound.get(self._loop) is self:
@@ -350,7 +360,7 @@ class AsyncRunner(Runner):
         if not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # closed meanwhile: already stopped
                 loop.call_soon_threadsafe(loop.stop)
-        if wait and thread is not threading.current_thread():
+        if wait:
             thread.join()
 
 

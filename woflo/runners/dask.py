@@ -334,9 +334,13 @@ class DaskRunner(Runner):
 
     # -- shutdown -----------------------------------------------------------------------
 
+    def owns_current_thread(self) -> bool:
+        # Results are reported, and done-callbacks called, on the collector.
+        return super().owns_current_thread() or threading.current_thread() is self._collector
+
     def close_workers(self, wait: bool) -> None:
         self._done.put(None)
-        if wait and self._collector is not threading.current_thread():
+        if wait:
             self._collector.join()
         if self._own_client:
             self._client.close()

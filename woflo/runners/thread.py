@@ -276,5 +276,4 @@ class ThreadRunner(Runner):
             self._queue.put(None)
         if wait:
             for thread in workers:
-                if thread is not threading.current_thread():
-                    thread.join()
+                thread.join()
