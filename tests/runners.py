@@ -1,26 +1,29 @@
-"""The runners every contract test runs on: add a runner here and it gets the suite."""
+"""The runners every contract test runs on: add a runner here and it gets the suite.
+
+`RUNNER_KINDS` are woflo's built-in runners: the whole contract runs on them,
+the shipped part (`woflo.testing.RunnerContract`) and the CPython ports of
+tests/contract/. `CONTRACT_KINDS` adds runners written only against the public
+interface (`PoolRunner` over the stdlib's executors), which run the shipped
+part through `AllKinds`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from woflo import AsyncRunner, ProcessRunner, SequentialRunner, ThreadRunner, WofloExecutor
 from woflo._runner import Runner
 from woflo.runners.thread import check_max_workers
+from woflo.testing import RunnerKind
 
+__all__ = ["CONTRACT_KINDS", "RUNNER_KINDS", "AllKinds", "RunnerKind"]
 
-@dataclass(frozen=True)
-class RunnerKind:
-    """How to build a runner for the tests, and what it can do."""
-
-    name: str
-    make: Callable[..., Any]  # make(max_workers=2, **policy) -> Executor with woflo's API
-    inline: bool = False  # submit runs the task before returning
-    interrupts: bool = True  # a timeout or stop ends a running attempt early
-    sized: bool = True  # has max_workers, so runs can wait for a worker
-    remote: bool = False  # runs in other processes (no shared memory)
+# What woflo's own worker processes add to a remote runner: a task that kills
+# its worker fails only its run (WorkerCrashed), and an argument that cannot be
+# pickled fails its run with SerializationError.
+_WOFLO_PROCESS = {"remote": True, "crash_isolated": True, "serialization_errors": True}
 
 
 def _sequential(max_workers: int = 2, **options: Any) -> Runner:
@@ -41,26 +44,26 @@ RUNNER_KINDS: list[RunnerKind] = [
     ),
     RunnerKind("async", _async),
     # "process" is the default start method, woflo's "exec"; loky's keeps its coverage.
-    RunnerKind("process", lambda max_workers=2, **kw: ProcessRunner(max_workers, **kw), remote=True),
+    RunnerKind("process", lambda max_workers=2, **kw: ProcessRunner(max_workers, **kw), **_WOFLO_PROCESS),
     RunnerKind(
         "process-loky",
         lambda max_workers=2, **kw: ProcessRunner(max_workers, start_method="loky", **kw),
-        remote=True,
+        **_WOFLO_PROCESS,
     ),
     RunnerKind(
         "process-spawn",
         lambda max_workers=2, **kw: ProcessRunner(max_workers, start_method="spawn", **kw),
-        remote=True,
+        **_WOFLO_PROCESS,
     ),
     RunnerKind(
         "process-forkserver",
         lambda max_workers=2, **kw: ProcessRunner(max_workers, start_method="forkserver", **kw),
-        remote=True,
+        **_WOFLO_PROCESS,
     ),
     RunnerKind(
         "executor-process",
         lambda max_workers=2, **kw: WofloExecutor(max_workers, **kw),
-        remote=True,
+        **_WOFLO_PROCESS,
     ),
 ]
 
@@ -84,3 +87,16 @@ else:
     # the scheduler at submit, so no run waits in woflo for a worker (cancel()
     # of a submitted run returns False; stop() it instead).
     RUNNER_KINDS.append(RunnerKind("dask", _dask, interrupts=False, sized=False, remote=True))
+
+
+# The shipped contract's kinds: the built-in runners, then runners written only
+# against the public interface.
+CONTRACT_KINDS: list[RunnerKind] = [*RUNNER_KINDS]
+
+
+class AllKinds:
+    """Mixin for a `woflo.testing` contract class: run it on every kind of `CONTRACT_KINDS`."""
+
+    @pytest.fixture(name="kind", params=CONTRACT_KINDS, ids=lambda k: k.name)
+    def _contract_kind(self, request: pytest.FixtureRequest) -> RunnerKind:
+        return request.param  # type: ignore[no-any-return]

@@ -1,0 +1,115 @@
+"""The event schema (docs/events.md) on every runner, read with structlog.testing."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from woflo.testing import tasks
+from woflo.testing._contract.base import ContractBase
+from woflo.testing._events import capture_events
+from woflo.testing._wait import wait_for, wait_running
+
+COMMON = {"task", "run_id", "runner"}
+
+
+def _settle(events: Any, count: int) -> None:
+    # Events of other threads land shortly after result() returns.
+    wait_for(lambda: len(events) >= count, 10, f"{count} events")
+
+
+class EventsContract(ContractBase):
+    """One event per attempt transition, with the documented fields."""
+
+    def test_success_emits_one_event_per_transition(self, make: Any) -> None:
+        ex = make()
+        with capture_events() as events:
+            run = ex.submit(tasks.add, 1, 2)
+            run.result(timeout=30)
+            _settle(events, 4)
+        assert events.names() == ["task.submitted", "attempt.started", "attempt.succeeded", "task.succeeded"]
+        for e in events:
+            assert set(e) >= COMMON
+            assert e["task"] == "add" and e["run_id"] == run.run_id
+            assert e["runner"] == ex.runner.runner_name if hasattr(ex, "runner") else e["runner"] == ex.runner_name
+        started, succeeded = events[1], events[2]
+        assert started["attempt"] == 1 and started["worker"] is not None
+        assert succeeded["duration_s"] >= 0 and succeeded["worker"] == started["worker"]
+        assert events[3]["log_level"] == "info"
+
+    def test_failure_and_retry_events(self, make: Any, tmp_path: Path) -> None:
+        ex = make(retries=1)
+        with capture_events() as events:
+            run = ex.submit(tasks.fail_times, str(tmp_path / "n"), 5)
+            with pytest.raises(OSError):
+                run.result(timeout=30)
+            _settle(events, 7)
+        assert events.names() == [
+            "task.submitted",
+            "attempt.started",
+            "attempt.failed",
+            "task.retrying",
+            "attempt.started",
+            "attempt.failed",
+            "task.failed",
+        ]
+        failed = events.of("attempt.failed")[0]
+        assert failed["exception"] == "OSError: failure 1 of 5"
+        assert failed["exception_type"] == "OSError"
+        assert failed["log_level"] == "warning"
+        retrying = events.of("task.retrying")[0]
+        assert retrying["wait_s"] == 0 and retrying["next_attempt"] == 2
+        final = events.of("task.failed")[0]
+        assert final["attempt"] == 2 and final["log_level"] == "error"
+        assert "failure 2 of 5" in final["exception"]
+
+    def test_timeout_event(self, make: Any, kind: Any) -> None:
+        ex = make(timeout=0.2)
+        with capture_events() as events:
+            # Long enough that a timer fired late on a busy machine still beats it.
+            run = ex.submit(tasks.sleep_then, 60 if kind.interrupts else 0.4)
+            cf.wait([run], timeout=30)
+            _settle(events, 4)
+        timed_out = events.of("attempt.timed_out")
+        assert len(timed_out) == 1 and timed_out[0]["exception_type"] == "AttemptTimeout"
+
+    def test_cancel_event(self, make: Any, kind: Any, tmp_path: Path) -> None:
+        if not kind.sized:
+            pytest.skip("nothing waits for a worker")
+        ex = make(max_workers=1)
+        started, release = str(tmp_path / "s"), str(tmp_path / "r")
+        with capture_events() as events:
+            blocker = ex.submit(tasks.block, started, release)
+            wait_running(blocker, started)  # so the worker is busy and the next run waits
+            queued = ex.submit(tasks.add, 1)
+            queued.cancel()
+            Path(release).touch()
+            blocker.result(timeout=30)
+        cancelled = events.of("task.cancelled")
+        assert len(cancelled) == 1 and cancelled[0]["run_id"] == queued.run_id
+
+    def test_silent_unless_configured(self, make: Any, capsys: pytest.CaptureFixture[str]) -> None:
+        if structlog.is_configured():
+            pytest.skip("structlog was configured earlier in this process")
+        make().submit(tasks.add, 1).result(timeout=30)
+        out = capsys.readouterr()
+        assert out.out == "" and out.err == ""
+
+    def test_a_broken_logging_setup_does_not_break_runs(self, make: Any) -> None:
+        def explode(logger: Any, name: str, event: Any) -> Any:
+            raise ValueError("processor broke")
+
+        ex = make(retries=1)
+        was_configured = structlog.is_configured()
+        config = structlog.get_config()
+        structlog.configure(processors=[explode])
+        try:
+            assert [ex.submit(tasks.add, i).result(timeout=30) for i in range(3)] == [0, 1, 2]
+        finally:
+            structlog.reset_defaults()
+            if was_configured:
+                structlog.configure(**config)
