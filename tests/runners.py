@@ -9,12 +9,16 @@ part through `AllKinds`.
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from woflo import AsyncRunner, ProcessRunner, SequentialRunner, ThreadRunner, WofloExecutor
 from woflo._runner import Runner
+from woflo.runners.pool import PoolRunner
 from woflo.runners.thread import check_max_workers
 from woflo.testing import RunnerKind
 
@@ -89,9 +93,37 @@ else:
     RUNNER_KINDS.append(RunnerKind("dask", _dask, interrupts=False, sized=False, remote=True))
 
 
+def _pool(executor_class: type[Executor], **executor_options: Any) -> Callable[..., Runner]:
+    """``make`` of a `PoolRunner` that owns a new ``executor_class(max_workers)``."""
+
+    def make(max_workers: int = 2, **options: Any) -> Runner:
+        executor = executor_class(max_workers, **executor_options)  # validates max_workers
+        try:
+            return PoolRunner(executor, max_workers=max_workers, own=True, **options)
+        except BaseException:
+            executor.shutdown(wait=True)  # a bad policy option: nothing left running
+            raise
+
+    return make
+
+
 # The shipped contract's kinds: the built-in runners, then runners written only
-# against the public interface.
-CONTRACT_KINDS: list[RunnerKind] = [*RUNNER_KINDS]
+# against the public interface. A PoolRunner cannot stop a running call
+# (interrupts=False); over the stdlib's ProcessPoolExecutor, lambdas do not
+# pickle, a dead worker breaks the whole pool (BrokenProcessPool), and an
+# argument that does not pickle fails with pickle's own error.
+CONTRACT_KINDS: list[RunnerKind] = [
+    *RUNNER_KINDS,
+    RunnerKind("pool-thread", _pool(ThreadPoolExecutor), interrupts=False),
+    RunnerKind(
+        "pool-process",
+        # forkserver: fork() of this multi-threaded process warns on 3.12+.
+        _pool(ProcessPoolExecutor, mp_context=multiprocessing.get_context("forkserver")),
+        interrupts=False,
+        remote=True,
+        closures=False,
+    ),
+]
 
 
 class AllKinds:
