@@ -148,10 +148,11 @@ class PoolRunner(Runner):
 
     def _hand_over(self, attempt: Attempt) -> bool:
         """Submit ``attempt`` to the executor in the slot it holds; ``False`` if it did not keep the slot."""
+        fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs  # dropped once the attempt is settled
         if not attempt.begin(self._pool_worker):
             return False  # cancelled or stopped while it waited
         try:
-            future = self._pool_executor.submit(attempt.fn, *attempt.args, **attempt.kwargs)
+            future = self._pool_executor.submit(fn, *args, **kwargs)
         except BaseException as exc:  # shut down, broken: the attempt's error, as it is
             attempt.fail(exc, "crashed" if isinstance(exc, BrokenProcessPool) else "failed")
             if not isinstance(exc, Exception):
