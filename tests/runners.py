@@ -9,6 +9,7 @@ part through `AllKinds`.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -20,7 +21,7 @@ from woflo import AsyncRunner, ProcessRunner, SequentialRunner, ThreadRunner, Wo
 from woflo._runner import Runner
 from woflo.runners.pool import PoolRunner
 from woflo.runners.thread import check_max_workers
-from woflo.testing import RunnerKind
+from woflo.testing import RunnerKind, tasks
 
 __all__ = ["CONTRACT_KINDS", "RUNNER_KINDS", "AllKinds", "RunnerKind"]
 
@@ -93,16 +94,28 @@ else:
     RUNNER_KINDS.append(RunnerKind("dask", _dask, interrupts=False, sized=False, remote=True))
 
 
-def _pool(executor_class: type[Executor], **executor_options: Any) -> Callable[..., Runner]:
-    """``make`` of a `PoolRunner` that owns a new ``executor_class(max_workers)``."""
+def _pool(executor_class: type[Executor], *, warm: bool = False, **executor_options: Any) -> Callable[..., Runner]:
+    """``make`` of a `PoolRunner` that owns a new ``executor_class(max_workers)``.
+
+    ``warm``: start the executor's workers first. An attempt's timeout counts
+    from its hand-over to the executor, so it also counts the start of a
+    worker process that a ProcessPoolExecutor makes on demand; under load
+    that took more than the 0.3 s timeout of a contract test. A user with
+    short timeouts warms the pool the same way.
+    """
 
     def make(max_workers: int = 2, **options: Any) -> Runner:
         executor = executor_class(max_workers, **executor_options)  # validates max_workers
         try:
-            return PoolRunner(executor, max_workers=max_workers, own=True, **options)
+            runner = PoolRunner(executor, max_workers=max_workers, own=True, **options)
         except BaseException:
             executor.shutdown(wait=True)  # a bad policy option: nothing left running
             raise
+        if warm:
+            # Submitted together, so no worker is idle yet: each starts a process.
+            warming = [executor.submit(tasks.add, i) for i in range(max_workers)]
+            cf.wait(warming, timeout=60)
+        return runner
 
     return make
 
@@ -118,7 +131,7 @@ CONTRACT_KINDS: list[RunnerKind] = [
     RunnerKind(
         "pool-process",
         # forkserver: fork() of this multi-threaded process warns on 3.12+.
-        _pool(ProcessPoolExecutor, mp_context=multiprocessing.get_context("forkserver")),
+        _pool(ProcessPoolExecutor, warm=True, mp_context=multiprocessing.get_context("forkserver")),
         interrupts=False,
         remote=True,
         closures=False,

@@ -50,7 +50,11 @@ class PoolRunner(Runner):
             an attempt handed over starts at once and its timeout counts its
             running time only. ``None`` (default): every attempt is handed
             over (and counts as started) when submitted, so a timeout also
-            counts the time it waits in the executor's queue. An abandoned
+            counts the time it waits in the executor's queue. Either way a
+            timeout counts what the executor does before it runs the call,
+            such as starting a worker process (a ``ProcessPoolExecutor``
+            starts them on demand): warm such a pool first if timeouts are
+            short. An abandoned
             call holds its slot until it returns, since it holds the
             executor's worker as long.
         own: the runner owns ``executor``: its ``shutdown()`` shuts the
