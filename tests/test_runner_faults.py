@@ -582,4 +582,4 @@ def test_sequential_ctrl_c_in_a_task_reaches_the_caller_and_ends_the_run() -> No
         with pytest.raises(KeyboardInterrupt):
             done.append(ex.submit(_interrupt))
         assert not done
-        assert not ex._active  # the interrupted run ended: nothing is left pending
+        assert not ex.active_runs()  # the interrupted run ended: nothing is left pending

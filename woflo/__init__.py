@@ -27,6 +27,7 @@ from woflo._taskrun import RunState as RunState
 from woflo._taskrun import TaskRun as TaskRun
 from woflo.log import configure_logging as configure_logging
 from woflo.runners.aio import AsyncRunner as AsyncRunner
+from woflo.runners.pool import PoolRunner as PoolRunner
 from woflo.runners.process import ProcessRunner as ProcessRunner
 from woflo.runners.sequential import SequentialRunner as SequentialRunner
 from woflo.runners.thread import ThreadRunner as ThreadRunner
@@ -47,6 +48,7 @@ __all__ = [
     "DaskRunner",
     "DeadlineExceeded",
     "Policy",
+    "PoolRunner",
     "RunState",
     "ProcessRunner",
     "RunCancelled",

@@ -113,22 +113,22 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     _stop_reason: str | None = None
 
     def __init__(self, **options: Unpack[PolicyOptions]) -> None:
-        self._policy = Policy.build(**options)
-        self._events = Emitter(self.runner_name)
-        self._lock = threading.Lock()
-        self._shutdown = False
-        self._closed = False
+        self.__policy = Policy.build(**options)
+        self.__events = Emitter(self.runner_name)
+        self.__lock = threading.Lock()
+        self.__shutdown = False
+        self.__closed = False
         # The runs not finished yet, with the runner's bookkeeping of each.
-        self._active: dict[TaskRun[Any], _Control] = {}
-        self._scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
+        self.__active: dict[TaskRun[Any], _Control] = {}
+        self.__scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
         # What releases the threads and workers of a runner dropped without
         # shutdown(), once it is unreachable, as the stdlib executors do. None
         # of these may refer to the runner (nor may its threads: they hold
         # weak references or none), or it would never be unreachable. A run
         # refers to its runner, so a run still referenced keeps it working.
-        self._release_hooks: list[Callable[[], object]] = [functools.partial(self._scheduler.close, False)]
-        self._finalizer = weakref.finalize(self, _release, self._release_hooks)
-        self._finalizer.atexit = False  # at exit, _shared shuts runners down (waiting for their runs)
+        self.__release_hooks: list[Callable[[], object]] = [functools.partial(self.__scheduler.close, False)]
+        self.__finalizer = weakref.finalize(self, _release, self.__release_hooks)
+        self.__finalizer.atexit = False  # at exit, _shared shuts runners down (waiting for their runs)
         track(self)
 
     # -- the Executor contract --------------------------------------------------
@@ -141,8 +141,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             RuntimeError: the runner has been shut down.
         """
         if type(fn) is FunctionType:  # the common case: no @task to unwrap
-            return self._submit(fn, args, kwargs, self._policy, fn.__name__)
-        fn, policy, name = unwrap_task(fn, self._policy)
+            return self._submit(fn, args, kwargs, self.__policy, fn.__name__)
+        fn, policy, name = unwrap_task(fn, self.__policy)
         return self._submit(fn, args, kwargs, policy, name)
 
     def map(
@@ -169,7 +169,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             ...     [next(squares) for _ in range(5)]
             [0, 1, 4, 9, 16]
         """
-        return self._map(fn, iterables, timeout, chunksize, self._policy, buffersize)
+        return self._map(fn, iterables, timeout, chunksize, self.__policy, buffersize)
 
     def _map(
         self,
@@ -207,9 +207,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """
         if wait and self.owns_current_thread():
             wait = False
-        with self._lock:
-            self._shutdown = True
-            runs = list(self._active)
+        with self.__lock:
+            self.__shutdown = True
+            runs = list(self.__active)
         if stop_running:
             reason = f"stopped by {self._stop_reason or 'shutdown(stop_running=True)'}"
             for run in runs:
@@ -222,8 +222,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
                 run.wait()
             self._close_all(wait=True)
         else:
-            with self._lock:
-                idle = not self._active
+            with self.__lock:
+                idle = not self.__active
             if idle:
                 self._close_all(wait=False)
 
@@ -287,7 +287,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         wait. The base knows its timer thread; a runner adds its own
         (workers, a manager thread).
         """
-        return threading.current_thread() is self._scheduler._thread
+        return threading.current_thread() is self.__scheduler._thread
 
     #: The `TaskRun` class of this runner's runs (a subclass may add fields
     #: through its ``_create``, as `LoopTaskRun` does).
@@ -301,11 +301,11 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         runner runs retry waits in line. ``fn`` must not be called after
         ``cancel()`` returned on the calling thread's own handle.
         """
-        return self._scheduler.call_later(delay, fn)
+        return self.__scheduler.call_later(delay, fn)
 
     def _mute_events(self) -> None:
         """Emit no events: for a runner used inside another one that reports the attempts itself."""
-        self._events = Emitter(self.runner_name, muted=True)
+        self.__events = Emitter(self.runner_name, muted=True)
 
     @classmethod
     def _shared_instance(cls) -> Runner:
@@ -322,16 +322,16 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     @property
     def is_shutdown(self) -> bool:
         """Whether `shutdown` was called: ``submit`` refuses new work (runs in flight go on)."""
-        return self._shutdown
+        return self.__shutdown
 
     @property
     def workers_closed(self) -> bool:
         """Whether `close_workers` was called: a runner starts no new worker after it."""
-        return self._closed
+        return self.__closed
 
     def active_runs(self) -> list[TaskRun[Any]]:
         """The runs submitted and not finished yet (a snapshot, in no particular order)."""
-        return list(self._active)
+        return list(self.__active)
 
     def release_on_drop(self, release: Callable[[], object]) -> None:
         """Call ``release()`` if this runner becomes unreachable without `shutdown`.
@@ -341,7 +341,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         bound method would keep it reachable for ever); it is called once, on
         a thread of its own.
         """
-        self._release_hooks.append(release)
+        self.__release_hooks.append(release)
 
     @staticmethod
     def report_internal_error(exc: BaseException) -> None:
@@ -370,16 +370,16 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             raise TypeError(f"{type(fn).__name__!r} object is not callable")
         run = self.run_class._create(name or task_name(fn), self)
         control = _Control(policy, (fn, args, kwargs), time.monotonic())
-        lock = self._lock
+        lock = self.__lock
         lock.acquire()  # not `with`: half the cost, once per submit
         try:
-            if self._shutdown:
+            if self.__shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._active[run] = control
+            self.__active[run] = control
         finally:
             lock.release()
         if _logging.is_configured:
-            self._events.emit("task.submitted", run)
+            self.__events.emit("task.submitted", run)
         if policy.deadline is not None:
             control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
         if policy.custom:
@@ -442,7 +442,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if timeout is not None:
             attempt._timer = self.call_later(timeout, lambda: self._on_timeout(attempt), "timeout")
         if _logging.is_configured:
-            self._events.emit("attempt.started", run, attempt=attempt.number, worker=worker)
+            self.__events.emit("attempt.started", run, attempt=attempt.number, worker=worker)
         return True
 
     def _claim(self, attempt: Attempt) -> bool:
@@ -471,11 +471,11 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         run._records.append(AttemptRecord(number, started_at, duration, outcome, exc, worker))
         if exc is None:
             if _logging.is_configured:
-                self._events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
+                self.__events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
         else:
             event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
-            self._events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
-        control = self._active.get(run)
+            self.__events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
+        control = self.__active.get(run)
         if control is None:
             return  # the run ended meanwhile (stopped): the record is all that is left
         if control.attempt is attempt:
@@ -514,7 +514,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if not run._set_retrying():
             return  # stopped meanwhile
         state.prepare_for_next_attempt()
-        self._events.emit("task.retrying", run, attempt=number, wait_s=wait, next_attempt=number + 1)
+        self.__events.emit("task.retrying", run, attempt=number, wait_s=wait, next_attempt=number + 1)
         if wait <= 0:
             self._relaunch(run, control, number + 1)
         else:
@@ -522,7 +522,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
 
     def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
         # dict.pop is atomic: of this and a concurrent stop() one gets the control.
-        control = self._active.pop(run, None)
+        control = self.__active.pop(run, None)
         if control is not None:
             self._drop(control)
         try:
@@ -534,9 +534,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if done and _logging.is_configured and control is not None:
             duration = time.monotonic() - control.t0
             if exc is None:
-                self._events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
+                self.__events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
             else:
-                self._events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
+                self.__events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
 
     @staticmethod
     def _drop(control: _Control) -> None:
@@ -552,7 +552,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     def _after_end(self, run: TaskRun[Any]) -> None:
         # No lock for the check: of this and a concurrent shutdown(wait=False)
         # at least one sees both conditions (closing twice is harmless).
-        if self._shutdown and not self._active:
+        if self.__shutdown and not self.__active:
             self._close_all(wait=False)
 
     # -- timers and stopping ----------------------------------------------------------
@@ -576,7 +576,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self._finish(attempt.run, None, exc)
 
     def _on_deadline(self, run: TaskRun[Any]) -> None:
-        control = self._active.get(run)
+        control = self.__active.get(run)
         if control is None:
             return
         control.deadline_hit = True
@@ -596,14 +596,14 @@ class Runner(Executor, metaclass=abc.ABCMeta):
 
     def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
         """Called by `TaskRun.cancel` / `TaskRun.stop` once the run is marked cancelled."""
-        control = self._active.pop(run, None)
+        control = self.__active.pop(run, None)
         try:
             if control is not None:
                 attempt = control.attempt
                 self._drop(control)
                 if attempt is not None:
                     self._interrupt(attempt, "stopped", CancelledError(run._cancelled_message()))
-            self._events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
+            self.__events.emit("task.cancelled", run, stopped=stopped, reason=run._cancel_reason)
         finally:
             self._after_end(run)
 
@@ -617,13 +617,13 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             # Never join the thread we are on: close_workers(wait=True) may
             # assume it is not called from one of the runner's own threads.
             wait = False
-        with self._lock:
-            first = not self._closed
-            self._closed = True
+        with self.__lock:
+            first = not self.__closed
+            self.__closed = True
         if first:
-            self._finalizer.detach()  # closed here: nothing left to release when dropped
+            self.__finalizer.detach()  # closed here: nothing left to release when dropped
         if first or wait:
-            self._scheduler.close(wait)
+            self.__scheduler.close(wait)
             self.close_workers(wait)
 
 

@@ -12,6 +12,7 @@ from woflo.runners._legacy import BaseTaskRun as BaseTaskRun
 from woflo.runners._legacy import SequentialTaskRun as SequentialTaskRun
 from woflo.runners.aio import AsyncRunner as AsyncRunner
 from woflo.runners.multiprocess import MultiprocessTaskRun as MultiprocessTaskRun
+from woflo.runners.pool import PoolRunner as PoolRunner
 from woflo.runners.process import ProcessRunner as ProcessRunner
 from woflo.runners.sequential import SequentialRunner as SequentialRunner
 from woflo.runners.thread import ThreadRunner as ThreadRunner
@@ -24,6 +25,7 @@ __all__ = [
     "Attempt",
     "BaseTaskRun",
     "DaskRunner",
+    "PoolRunner",
     "ProcessRunner",
     "Runner",
     "SequentialRunner",

@@ -13,7 +13,10 @@ from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from woflo import Attempt, Runner
+# The public Runner and Attempt (woflo re-exports them), from where they are
+# defined: woflo/__init__ imports this module.
+from woflo._attempt import Attempt
+from woflo._runner import Runner
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
