@@ -7,33 +7,15 @@ loops, pid checks or fd listings.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.002)
-
-
-def wait_freed(ref: Callable[[], object], what: str = "the object", timeout: float = 10.0) -> None:
-    """Wait until weak reference ``ref`` is dead (collecting garbage meanwhile).
-
-    A backend thread may hold a result for the moment it takes to return from
-    delivering it (CPython's own test of this polls too): what matters is that
-    nothing keeps it for good.
-    """
-    wait_for(lambda: gc.collect() is not None and ref() is None, timeout, f"{what} to be freed")
+# One helper per purpose: the waits are the ones woflo.testing ships.
+from woflo.testing import wait_for, wait_for_file, wait_freed, wait_running  # noqa: F401
 
 
 async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
@@ -43,21 +25,6 @@ async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0,
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.001)
-
-
-def wait_for_file(path: str, timeout: float = 10.0) -> None:
-    """Wait until ``path`` exists (a task writes it to say it got somewhere)."""
-    wait_for(lambda: os.path.exists(path), timeout, f"file {path}")
-
-
-def wait_running(run: Any, started: str, timeout: float = 30.0) -> None:
-    """Wait until ``run``'s task has written the file ``started`` and the runner marks the run running.
-
-    A process runner learns of a start a moment after the task itself: until
-    then the run is pending, can be cancelled, and its worker counts as free.
-    """
-    wait_for_file(started, timeout)
-    wait_for(run.running, timeout, f"{run!r} to be marked running")
 
 
 def gone(pid: int) -> bool:
