@@ -283,6 +283,12 @@ def format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
 
 
+def _has_traceback(exc: BaseException) -> bool:
+    # An exception woflo made without raising it (an AttemptTimeout) has no
+    # traceback to show: its one line says everything.
+    return exc.__traceback__ is not None or exc.__cause__ is not None
+
+
 # What records report as their source: where the event is made, not a line of the runner.
 _SOURCE = __file__
 
@@ -329,7 +335,7 @@ class Emitter:
         try:
             if structlog.is_configured():
                 fields = self._fields(event, run, attempt, worker, duration_s, exception, extra)
-                if event == "task.failed" and exception is not None:
+                if event == "task.failed" and exception is not None and _has_traceback(exception):
                     fields["traceback"] = format_traceback(exception)
                 getattr(_current_logger(), EVENTS[event])(event, **fields)
                 return
@@ -384,7 +390,7 @@ class Emitter:
         logger: logging.Logger, levelno: int, event: str, fields: dict[str, Any], exception: BaseException | None
     ) -> None:
         exc_info = None
-        if event == "task.failed" and exception is not None:
+        if event == "task.failed" and exception is not None and _has_traceback(exception):
             exc_info = (type(exception), exception, exception.__traceback__)
         record = logger.makeRecord(logger.name, levelno, _SOURCE, 0, event_line(event, fields), (), exc_info, event)
         attributes = record.__dict__
