@@ -1,0 +1,392 @@
+"""`progress`: done / failed / retrying / running counts, rate and ETA of a batch of runs.
+
+Three ways in:
+
+- ``for run in woflo.progress(runs)``: the runs in completion order, with
+  progress shown as they finish;
+- ``with woflo.progress(runner):``: everything the runner has in flight
+  (runs submitted inside the block too), shown until they have all finished;
+- ``runner.map(fn, items, progress=True)``: through `map_progress`.
+
+Where it goes: a terminal or a Jupyter notebook gets a tqdm bar (the optional
+extra ``woflo[progress]``); any other stream (a log file, CI output) gets one
+plain line every few seconds and a last one at the end, so a batch job's log
+is not flooded with carriage returns.
+
+Cost: one done-callback per run (``SimpleQueue.put``, a C call) and the
+counting, done on the consuming thread; the states of the runs still in
+flight are read only when a line or the bar is redrawn.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sized
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+from woflo._taskrun import RunState, TaskRun
+
+__all__ = ["Progress", "map_progress", "progress"]
+
+T = TypeVar("T")
+
+#: Seconds between two plain lines when the output is not a terminal.
+LINE_INTERVAL = 5.0
+#: Seconds between two redraws of a bar.
+BAR_INTERVAL = 0.1
+
+_MISSING_TQDM = (
+    "woflo.progress draws its bar with tqdm, which is not installed: pip install 'woflo[progress]' (or pip install tqdm)"
+)
+
+
+def _in_notebook() -> bool:
+    # A Jupyter kernel's stderr is not a terminal, yet a bar is what fits there.
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if callable(get) else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _runs_of(source: Any) -> Callable[[], Iterable[TaskRun[Any]]] | None:
+    """For a runner (or a `WofloExecutor` over one): how to list what it has in flight."""
+    runner = getattr(source, "runner", source)
+    active = getattr(runner, "active_runs", None)
+    if callable(active):
+        return active  # type: ignore[no-any-return]
+    runs = getattr(runner, "_active", None)
+    if isinstance(runs, set):
+        # Until Runner.active_runs() exists: the runner's own set of active runs.
+        return lambda: list(runs)
+    return None
+
+
+_WAKE: Any = object()  # put in the queue to wake the drawing thread
+
+
+class Progress:
+    """The progress of a batch of runs, drawn as a bar or as plain lines.
+
+    Made by `progress`; see there. Attributes, during and after the batch:
+    ``done`` (finished, whatever the outcome), ``succeeded``, ``failed``,
+    ``cancelled``, ``total`` (runs known so far).
+    """
+
+    def __init__(
+        self,
+        source: Iterable[TaskRun[Any]] | Any,
+        *,
+        total: int | None = None,
+        desc: str | None = None,
+        file: IO[str] | None = None,
+        bar: bool | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._active = _runs_of(source)
+        if total is None and self._active is None and isinstance(source, Sized):
+            total = len(source)
+        self._file: IO[str] = file if file is not None else sys.stderr
+        self._desc = desc or "runs"
+        self._clock = clock
+        if bar is None:
+            isatty = getattr(self._file, "isatty", None)
+            bar = bool(callable(isatty) and isatty()) or _in_notebook()
+        self._bar: Any = _make_bar(self._file, self._desc, total) if bar else None
+        self._interval = interval if interval is not None else (BAR_INTERVAL if bar else LINE_INTERVAL)
+        self._expected = total
+        # Finished runs arrive here from whichever thread ended them; only the
+        # consuming thread (the iterating one, or the drawing thread) counts.
+        self._queue: queue.SimpleQueue[TaskRun[Any]] = queue.SimpleQueue()
+        self._pending: set[TaskRun[Any]] = set()
+        self._seen: set[TaskRun[Any]] = set()
+        self.total = 0
+        self.done = self.succeeded = self.failed = self.cancelled = 0
+        self._started = clock()
+        self._next_draw = self._started + self._interval
+        self._thread: threading.Thread | None = None
+        self._exiting = threading.Event()
+        self._finished = threading.Event()
+        self._closed = False
+        if self._active is not None:
+            self._poll()
+        else:
+            for run in source:
+                self.add(run)
+
+    # -- tracking ------------------------------------------------------------------
+
+    def add(self, run: TaskRun[Any]) -> None:
+        """Track one more run (called on the thread that submits)."""
+        self._pending.add(run)
+        self.total += 1
+        # The queue's put is a C call: no Python frame per finished run.
+        run.add_done_callback(self._queue.put)
+
+    def _poll(self) -> None:
+        # New runs of the watched runner. A run that starts and ends between
+        # two polls is not seen: see the note on runners in `progress`.
+        assert self._active is not None
+        seen = self._seen
+        for run in self._active():
+            if run not in seen:
+                seen.add(run)
+                self.add(run)
+
+    def _take(self, timeout: float) -> TaskRun[Any] | None:
+        """Count the next finished run, waiting up to ``timeout``; None if none came."""
+        try:
+            run = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if run is _WAKE:
+            return None
+        self._pending.discard(run)
+        self.done += 1
+        state = run.state
+        if state is RunState.SUCCEEDED:
+            self.succeeded += 1
+        elif state is RunState.FAILED:
+            self.failed += 1
+        else:
+            self.cancelled += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        if self._clock() >= self._next_draw:
+            self.draw()
+        return run
+
+    def _until_draw(self) -> float:
+        return max(0.0, self._next_draw - self._clock())
+
+    # -- drawing ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """The counts now: ``done``, ``succeeded``, ``failed``, ``cancelled``, ``retrying``, ``running``, ``total``.
+
+        ``retrying`` and ``running`` are read from the runs in flight, so this
+        costs one state read per unfinished run.
+        """
+        retrying = running = 0
+        for run in list(self._pending):
+            state = run.state
+            if state is RunState.RUNNING:
+                running += 1
+            elif state is RunState.RETRYING:
+                retrying += 1
+        return {
+            "done": self.done,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "retrying": retrying,
+            "running": running,
+            "total": max(self.total, self._expected or 0),
+        }
+
+    def line(self) -> str:
+        """The progress as one line: ``"runs: 120/500 done (118 ok, 2 failed), 3 retrying, 8 running, 40.0/s, ETA 9s"``."""
+        c = self.counts()
+        elapsed = max(self._clock() - self._started, 1e-9)
+        rate = c["done"] / elapsed
+        total = c["total"]
+        parts = [f"{c['succeeded']} ok", f"{c['failed']} failed"]
+        if c["cancelled"]:
+            parts.append(f"{c['cancelled']} cancelled")
+        text = f"{self._desc}: {c['done']}/{total} done ({', '.join(parts)}), "
+        text += f"{c['retrying']} retrying, {c['running']} running, {rate:.1f}/s"
+        if c["done"] < total:
+            text += f", ETA {_duration((total - c['done']) / rate)}" if rate > 0 else ", ETA ?"
+        else:
+            text += f", in {_duration(elapsed)}"
+        return text
+
+    def draw(self) -> None:
+        """Redraw now: the bar's counts, or one more line."""
+        self._next_draw = self._clock() + self._interval
+        if self._bar is not None:
+            c = self.counts()
+            bar = self._bar
+            if c["total"] != bar.total:
+                bar.total = c["total"]
+            bar.set_postfix_str(
+                f"ok={c['succeeded']} failed={c['failed']} retrying={c['retrying']} running={c['running']}",
+                refresh=False,
+            )
+            bar.refresh()
+        else:
+            self._file.write(self.line() + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Count what has finished, draw the final state once, release the bar (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._exiting.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            self._queue.put(_WAKE)
+            thread.join()
+        while not self._queue.empty():
+            self._take(0)
+        self.draw()
+        if self._bar is not None:
+            self._bar.close()
+
+    # -- iteration: runs in completion order --------------------------------------------
+
+    def __iter__(self) -> Iterator[TaskRun[Any]]:
+        """The tracked runs as they finish, drawing on the way; the final state is drawn at the end."""
+        if self._thread is not None:
+            raise RuntimeError("a progress used as a context manager cannot be iterated too")
+        try:
+            while self.done < self.total or (self._active is not None and self._more()):
+                run = self._take(self._until_draw())
+                if run is None:
+                    self.draw()
+                else:
+                    yield run
+        finally:
+            self.close()
+
+    def _more(self) -> bool:
+        self._poll()
+        return self.done < self.total
+
+    # -- context manager: a thread draws until everything tracked has finished ----------
+
+    def __enter__(self) -> Progress:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._watch, name="woflo-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._thread is not None:
+            # The block's runs are shown to their end, as shutdown(wait=True) would wait for them.
+            self._exiting.set()
+            self._queue.put(_WAKE)
+            self._finished.wait()
+        self.close()
+
+    def _watch(self) -> None:
+        try:
+            while not self._finished.is_set():
+                timeout = self._until_draw()
+                if self._active is not None:
+                    self._poll()
+                    timeout = min(timeout, POLL_INTERVAL)
+                if self._take(timeout) is None and self._until_draw() == 0:
+                    self.draw()
+                if self._exiting.is_set() and self.done >= self.total and not (self._active and self._more()):
+                    break
+        finally:
+            self._finished.set()
+
+
+#: Seconds between two looks at a runner's runs in flight (``progress(runner)``).
+POLL_INTERVAL = 0.05
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, s = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{s:02d}s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m"
+
+
+def _make_bar(file: IO[str], desc: str, total: int | None) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError(_MISSING_TQDM, name="tqdm") from exc
+    # Redrawn by Progress.draw at its own pace; tqdm's own throttle is left at
+    # its default for the updates in between.
+    return tqdm(total=total, desc=desc, file=file, unit="run", dynamic_ncols=True)
+
+
+def progress(
+    runs: Iterable[TaskRun[Any]] | Any,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    file: IO[str] | None = None,
+    bar: bool | None = None,
+    interval: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Progress:
+    """Show the progress of ``runs``: done / failed / retrying / running, rate, ETA.
+
+    Iterate it to get the runs in completion order, or use it as a context
+    manager; give it a runner (or a `WofloExecutor`) to follow everything
+    that runner has in flight, runs submitted inside the ``with`` block too
+    (the block's end then waits until they have all finished).
+
+    Given a runner, the runs are found by looking at what it has in flight
+    every 50 ms: a run that starts and ends in between is not counted.
+
+    Args:
+        runs: `TaskRun` s, or a runner.
+        total: how many runs to expect, if more are coming than given.
+        desc: the label; default ``"runs"``.
+        file: where to draw; default standard error.
+        bar: a tqdm bar (True) or plain lines (False); default a bar on a
+            terminal or in a Jupyter notebook, lines anywhere else.
+        interval: seconds between two redraws; default 0.1 for a bar, 5 for lines.
+        clock: the clock the interval, rate and ETA are measured with.
+
+    Raises:
+        ImportError: a bar is asked for (or the output is a terminal) and tqdm,
+            the ``woflo[progress]`` extra, is not installed.
+
+    Example:
+        >>> import io, woflo
+        >>> from woflo import SequentialRunner
+        >>> runs = [SequentialRunner().submit(abs, -i) for i in range(3)]
+        >>> out = io.StringIO()
+        >>> [run.result() for run in woflo.progress(runs, file=out)]
+        [0, 1, 2]
+        >>> out.getvalue().startswith("runs: 3/3 done (3 ok, 0 failed), 0 retrying, 0 running")
+        True
+    """
+    return Progress(runs, total=total, desc=desc, file=file, bar=bar, interval=interval, clock=clock)
+
+
+def map_progress(submissions: Iterator[TaskRun[T]], total: int | None, desc: str | None = None) -> tuple[
+    Iterator[TaskRun[T]], Callable[[Iterator[Any]], Iterator[Any]]
+]:
+    """The hook of ``map(..., progress=True)``: track each run as it is submitted, draw until the results are consumed.
+
+    Returns the submissions, each run tracked as it is made, and a wrapper for
+    the results iterator that closes the progress when the iteration ends
+    (exhausted, failed or closed).
+    """
+    shown = Progress((), total=total, desc=desc)
+    shown.__enter__()
+
+    def tracked() -> Iterator[TaskRun[T]]:
+        for run in submissions:
+            shown.add(run)
+            yield run
+
+    def closing(results: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from results
+        finally:
+            shown.close()
+
+    return tracked(), closing
