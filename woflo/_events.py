@@ -135,7 +135,7 @@ def _stdlib_level_enabled() -> bool:
     # Not isEnabledFor: it says False while the logger is `disabled` (dictConfig
     # does that to loggers it does not name) and does not cache that answer;
     # `disabled` is checked at emission instead, with the handlers.
-    return stdlib_logger.manager.disable < _INFO and stdlib_logger.getEffectiveLevel() <= _INFO
+    return bool(stdlib_logger.manager.disable < _INFO and stdlib_logger.getEffectiveLevel() <= _INFO)
 
 
 def _fast_paths_allowed() -> bool:
@@ -177,7 +177,7 @@ class _EventsSwitch:
 
     @property
     def is_configured(self) -> bool:
-        return _structlog_switch.is_configured or _stdlib_gate.enabled
+        return bool(_structlog_switch.is_configured or _stdlib_gate.enabled)
 
 
 _structlog_switch = structlog_switch()

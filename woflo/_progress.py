@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from woflo._taskrun import RunState, TaskRun
 
@@ -40,7 +40,8 @@ LINE_INTERVAL = 5.0
 BAR_INTERVAL = 0.1
 
 _MISSING_TQDM = (
-    "woflo.progress draws its bar with tqdm, which is not installed: pip install 'woflo[progress]' (or pip install tqdm)"
+    "woflo.progress draws its bar with tqdm, which is not installed: "
+    "pip install 'woflo[progress]' (or pip install tqdm); or pass bar=False for plain lines"
 )
 
 
@@ -127,7 +128,7 @@ class Progress:
         self._pending.add(run)
         self.total += 1
         # The queue's put is a C call: no Python frame per finished run.
-        run.add_done_callback(self._queue.put)
+        run.add_done_callback(cast(Callable[[Any], object], self._queue.put))
 
     def _poll(self) -> None:
         # New runs of the watched runner. A run that starts and ends between
@@ -191,7 +192,10 @@ class Progress:
         }
 
     def line(self) -> str:
-        """The progress as one line: ``"runs: 120/500 done (118 ok, 2 failed), 3 retrying, 8 running, 40.0/s, ETA 9s"``."""
+        """The progress as one line.
+
+        ``"runs: 120/500 done (118 ok, 2 failed), 3 retrying, 8 running, 40.0/s, ETA 9s"``
+        """
         c = self.counts()
         elapsed = max(self._clock() - self._started, 1e-9)
         rate = c["done"] / elapsed
@@ -311,7 +315,7 @@ def _duration(seconds: float) -> str:
 
 def _make_bar(file: IO[str], desc: str, total: int | None) -> Any:
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as exc:
         raise ImportError(_MISSING_TQDM, name="tqdm") from exc
     # Redrawn by Progress.draw at its own pace; tqdm's own throttle is left at
@@ -366,9 +370,9 @@ def progress(
     return Progress(runs, total=total, desc=desc, file=file, bar=bar, interval=interval, clock=clock)
 
 
-def map_progress(submissions: Iterator[TaskRun[T]], total: int | None, desc: str | None = None) -> tuple[
-    Iterator[TaskRun[T]], Callable[[Iterator[Any]], Iterator[Any]]
-]:
+def map_progress(
+    submissions: Iterator[TaskRun[T]], total: int | None, desc: str | None = None
+) -> tuple[Iterator[TaskRun[T]], Callable[[Iterator[Any]], Iterator[Any]]]:
     """The hook of ``map(..., progress=True)``: track each run as it is submitted, draw until the results are consumed.
 
     Returns the submissions, each run tracked as it is made, and a wrapper for

@@ -77,7 +77,7 @@ class _ConsoleLines:
     def __call__(self, logger: object, name: str, event_dict: structlog.typing.EventDict) -> str:
         event = event_dict.get("event")
         if event not in EVENTS or "run_id" not in event_dict:
-            return self._other(logger, name, event_dict)  # type: ignore[return-value]
+            return self._other(logger, name, event_dict)
         line = f"{event_dict.get('timestamp', '')} [{event_dict.get('level', ''):<7}] {event_line(event, event_dict)}"
         trace = event_dict.get("traceback")
         return f"{line}\n{trace}" if isinstance(trace, str) else line
