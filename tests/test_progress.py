@@ -17,6 +17,7 @@ import pytest
 
 import woflo
 from woflo import RunState, SequentialRunner, ThreadRunner
+from woflo._scheduler import Timer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,14 +64,33 @@ def test_plain_lines_every_interval_on_the_injected_clock() -> None:
     seen = []
     for run in woflo.progress(runs, file=out, interval=10, clock=clock, desc="batch"):
         seen.append(run)
-        clock.now += 6  # a line every second run: at 12 s and at the end
+        clock.now += 6  # 6 s per run: a line after the second run, at 12 s, and one at the end
     assert seen == runs
+    # The counts are the runs' states (a SequentialRunner's are all over at submit).
     assert out.getvalue().splitlines() == [
-        # drawn when the third run is counted, 12 s after the start: 3 in 12 s, 1 to go at 0.25/s
-        "batch: 3/4 done (2 ok, 1 failed), 0 retrying, 0 running, 0.2/s, ETA 4.0s",
-        # the 4th run is counted at 18 s; the iteration ends at 24 s with the last line
+        "batch: 4/4 done (3 ok, 1 failed), 0 retrying, 0 running, 0.3/s, in 12s",
         "batch: 4/4 done (3 ok, 1 failed), 0 retrying, 0 running, 0.2/s, in 24s",
     ]
+
+
+def test_lines_count_unfinished_runs_and_give_an_eta() -> None:
+    clock = Clock()
+    out = io.StringIO()
+    release = threading.Event()
+    with ThreadRunner(1) as ex:
+        runs = [ex.submit(funcs.add, 1), ex.submit(funcs.add, 2)]
+        runs[1].result(timeout=30)
+        runs += [ex.submit(_wait_event, release, 3), ex.submit(funcs.add, 4)]
+        from helpers import wait_for
+
+        wait_for(lambda: runs[2].state is RunState.RUNNING)
+        shown = woflo.progress(runs, file=out, interval=10, clock=clock)
+        clock.now += 20
+        shown.draw()
+        release.set()
+        assert [run.result(timeout=30) for run in shown] == [1, 2, 3, 4]
+    # 2 done in 20 s (0.1/s): 2 to go, 20 s.
+    assert out.getvalue().splitlines()[0] == "runs: 2/4 done (2 ok, 0 failed), 0 retrying, 1 running, 0.1/s, ETA 20s"
 
 
 def test_running_and_retrying_counts(tmp_path: Path) -> None:
@@ -80,7 +100,10 @@ def test_running_and_retrying_counts(tmp_path: Path) -> None:
         running = ex.submit(_wait_event, release, "done")
         retrying = patient.submit(funcs.fail_times, str(tmp_path / "k"), 1, "ok")
         shown = woflo.progress([running, retrying], file=io.StringIO())
-        _until(lambda: running.state is RunState.RUNNING and retrying.state is RunState.RETRYING)
+        # Its retry timer armed, not only its state moved: stopping it and shutting
+        # the runner down while the worker thread is between the two raised
+        # "scheduler is closed" in that thread (a runner race, reported).
+        _until(lambda: running.state is RunState.RUNNING and isinstance(retrying._current, Timer))
         counts = shown.counts()
         assert (counts["running"], counts["retrying"], counts["done"], counts["total"]) == (1, 1, 0, 2)
         assert ", 1 retrying, 1 running, " in shown.line()

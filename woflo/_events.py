@@ -99,6 +99,17 @@ stdlib_logger.addHandler(logging.NullHandler())
 _INFO = logging.INFO
 
 
+class _Recompute:
+    """The class side of `_StdlibGate.enabled`: found only when the instance dict has no answer."""
+
+    def __get__(self, gate: _StdlibGate | None, owner: type | None = None) -> Any:
+        if gate is None:
+            return self
+        with _logging_lock:
+            value = gate.__dict__["enabled"] = _stdlib_level_enabled()
+        return value
+
+
 class _StdlibGate:
     """``enabled``: whether the ``woflo`` logger would pass an INFO record, as a plain attribute read.
 
@@ -108,19 +119,17 @@ class _StdlibGate:
     behind ``isEnabledFor``), which the logging module itself empties whenever
     a level changes anywhere (``setLevel``, ``logging.disable``, ``basicConfig(
     level=...)``, ``dictConfig``): the answer stored there is then recomputed
-    at the next read by ``__getattr__``, under logging's lock as logging
-    computes its own entries. Only the level is cached: whether a handler
-    would take the record (handlers are added without any cache clearing) is
-    checked when an event is emitted, so an answer can only be too eager
-    (an INFO level with no handler: events built, then dropped), never stale.
+    at the next read by the class's non-data descriptor, under logging's lock
+    as logging computes its own entries (so a level change cannot slip in
+    between the computation and the store). Only the level is cached: whether
+    a handler would take the record (handlers are added without any cache
+    clearing) is checked when an event is emitted, so the answer can only be
+    too eager (an INFO level with no handler: events built, then dropped),
+    never stale. A non-data descriptor rather than ``__getattr__``: a class
+    with ``__getattr__`` makes every read go through a slower lookup.
     """
 
-    def __getattr__(self, name: str) -> bool:
-        if name != "enabled":
-            raise AttributeError(name)
-        with _logging_lock:
-            value = self.__dict__["enabled"] = _stdlib_level_enabled()
-        return value
+    enabled: bool = _Recompute()  # type: ignore[assignment]
 
 
 class _AskLogging:

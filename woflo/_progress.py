@@ -20,13 +20,15 @@ flight are read only when a line or the bar is redrawn.
 
 from __future__ import annotations
 
+import collections
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent import futures
 from types import TracebackType
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
 from woflo._taskrun import RunState, TaskRun
 
@@ -68,15 +70,22 @@ def _runs_of(source: Any) -> Callable[[], Iterable[TaskRun[Any]]] | None:
     return None
 
 
-_WAKE: Any = object()  # put in the queue to wake the drawing thread
+_OVER = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
 
 
 class Progress:
     """The progress of a batch of runs, drawn as a bar or as plain lines.
 
-    Made by `progress`; see there. Attributes, during and after the batch:
+    Made by `progress`; see there. Attributes, as of the last drawing:
     ``done`` (finished, whatever the outcome), ``succeeded``, ``failed``,
-    ``cancelled``, ``total`` (runs known so far).
+    ``cancelled``, ``retrying``, ``running``, and ``total`` (runs known).
+
+    How it stays cheap: nothing is done per run while runs finish, except,
+    when iterated, one done-callback (``SimpleQueue.put``, a C call) to hand
+    each run over in completion order. The counts come from reading the
+    states of the unfinished runs when drawing; a drawing that took long
+    (many runs in flight) spaces out the next ones so that drawing never
+    takes more than about 2% of the time.
     """
 
     def __init__(
@@ -101,19 +110,20 @@ class Progress:
             bar = bool(callable(isatty) and isatty()) or _in_notebook()
         self._bar: Any = _make_bar(self._file, self._desc, total) if bar else None
         self._interval = interval if interval is not None else (BAR_INTERVAL if bar else LINE_INTERVAL)
-        self._expected = total
-        # Finished runs arrive here from whichever thread ended them; only the
-        # consuming thread (the iterating one, or the drawing thread) counts.
-        self._queue: queue.SimpleQueue[TaskRun[Any]] = queue.SimpleQueue()
-        self._pending: set[TaskRun[Any]] = set()
-        self._seen: set[TaskRun[Any]] = set()
-        self.total = 0
-        self.done = self.succeeded = self.failed = self.cancelled = 0
+        self._expected = total or 0
+        self._runs: list[TaskRun[Any]] = []  # every run tracked
+        self._open: list[TaskRun[Any]] = []  # the runs not yet counted as finished
+        # Runs added since the last count: a deque, since the submitting thread
+        # appends while the drawing thread takes (both atomic, nothing lost).
+        self._incoming: collections.deque[TaskRun[Any]] = collections.deque()
+        self._seen: set[TaskRun[Any]] = set()  # for a runner: the runs already tracked
+        self._queue: queue.SimpleQueue[TaskRun[Any]] | None = None  # set when iterated
+        self.done = self.succeeded = self.failed = self.cancelled = self.retrying = self.running = 0
         self._started = clock()
         self._next_draw = self._started + self._interval
+        self._lock = threading.Lock()  # one drawing at a time (the thread's and close's)
         self._thread: threading.Thread | None = None
-        self._exiting = threading.Event()
-        self._finished = threading.Event()
+        self._stop = threading.Event()
         self._closed = False
         if self._active is not None:
             self._poll()
@@ -121,18 +131,24 @@ class Progress:
             for run in source:
                 self.add(run)
 
+    @property
+    def total(self) -> int:
+        """How many runs are known (or expected, if more were announced)."""
+        return max(len(self._runs), self._expected)
+
     # -- tracking ------------------------------------------------------------------
 
     def add(self, run: TaskRun[Any]) -> None:
         """Track one more run (called on the thread that submits)."""
-        self._pending.add(run)
-        self.total += 1
-        # The queue's put is a C call: no Python frame per finished run.
-        run.add_done_callback(cast(Callable[[Any], object], self._queue.put))
+        self._runs.append(run)
+        self._incoming.append(run)
+        q = self._queue
+        if q is not None:
+            run.add_done_callback(q.put)  # type: ignore[arg-type]
 
     def _poll(self) -> None:
         # New runs of the watched runner. A run that starts and ends between
-        # two polls is not seen: see the note on runners in `progress`.
+        # two looks is not seen: see the note on runners in `progress`.
         assert self._active is not None
         seen = self._seen
         for run in self._active():
@@ -140,55 +156,50 @@ class Progress:
                 seen.add(run)
                 self.add(run)
 
-    def _take(self, timeout: float) -> TaskRun[Any] | None:
-        """Count the next finished run, waiting up to ``timeout``; None if none came."""
-        try:
-            run = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if run is _WAKE:
-            return None
-        self._pending.discard(run)
-        self.done += 1
-        state = run.state
-        if state is RunState.SUCCEEDED:
-            self.succeeded += 1
-        elif state is RunState.FAILED:
-            self.failed += 1
-        else:
-            self.cancelled += 1
-        if self._bar is not None:
-            self._bar.update(1)
-        if self._clock() >= self._next_draw:
-            self.draw()
-        return run
-
-    def _until_draw(self) -> float:
-        return max(0.0, self._next_draw - self._clock())
+    def _count(self) -> None:
+        """Update the counts from the states of the runs not yet counted as finished."""
+        incoming, opened = self._incoming, self._open
+        while incoming:
+            opened.append(incoming.popleft())
+        still: list[TaskRun[Any]] = []
+        running = retrying = 0
+        over = _OVER
+        for run in self._open:
+            state = run._run_state
+            if state in over:
+                self.done += 1
+                if state is RunState.SUCCEEDED:
+                    self.succeeded += 1
+                elif state is RunState.FAILED:
+                    self.failed += 1
+                else:
+                    self.cancelled += 1
+            else:
+                still.append(run)
+                if state is RunState.RUNNING:
+                    running += 1
+                elif state is RunState.RETRYING:
+                    retrying += 1
+        self._open = still
+        self.running, self.retrying = running, retrying
 
     # -- drawing ---------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """The counts now: ``done``, ``succeeded``, ``failed``, ``cancelled``, ``retrying``, ``running``, ``total``.
+        """Count now: ``done``, ``succeeded``, ``failed``, ``cancelled``, ``retrying``, ``running``, ``total``."""
+        with self._lock:
+            self._count()
+            return self._counts()
 
-        ``retrying`` and ``running`` are read from the runs in flight, so this
-        costs one state read per unfinished run.
-        """
-        retrying = running = 0
-        for run in list(self._pending):
-            state = run.state
-            if state is RunState.RUNNING:
-                running += 1
-            elif state is RunState.RETRYING:
-                retrying += 1
+    def _counts(self) -> dict[str, int]:
         return {
             "done": self.done,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "cancelled": self.cancelled,
-            "retrying": retrying,
-            "running": running,
-            "total": max(self.total, self._expected or 0),
+            "retrying": self.retrying,
+            "running": self.running,
+            "total": self.total,
         }
 
     def line(self) -> str:
@@ -196,7 +207,9 @@ class Progress:
 
         ``"runs: 120/500 done (118 ok, 2 failed), 3 retrying, 8 running, 40.0/s, ETA 9s"``
         """
-        c = self.counts()
+        return self._line(self.counts())
+
+    def _line(self, c: dict[str, int]) -> str:
         elapsed = max(self._clock() - self._started, 1e-9)
         rate = c["done"] / elapsed
         total = c["total"]
@@ -212,34 +225,38 @@ class Progress:
         return text
 
     def draw(self) -> None:
-        """Redraw now: the bar's counts, or one more line."""
-        self._next_draw = self._clock() + self._interval
-        if self._bar is not None:
-            c = self.counts()
-            bar = self._bar
-            if c["total"] != bar.total:
-                bar.total = c["total"]
-            bar.set_postfix_str(
-                f"ok={c['succeeded']} failed={c['failed']} retrying={c['retrying']} running={c['running']}",
-                refresh=False,
-            )
-            bar.refresh()
-        else:
-            self._file.write(self.line() + "\n")
-            self._file.flush()
+        """Count and redraw now: the bar, or one more line."""
+        with self._lock:
+            began = time.perf_counter()
+            self._count()
+            c = self._counts()
+            if self._bar is not None:
+                bar = self._bar
+                if c["total"] != bar.total:
+                    bar.total = c["total"]
+                bar.n = c["done"]
+                bar.set_postfix_str(
+                    f"ok={c['succeeded']} failed={c['failed']} retrying={c['retrying']} running={c['running']}",
+                    refresh=False,
+                )
+                bar.refresh()
+            else:
+                self._file.write(self._line(c) + "\n")
+                self._file.flush()
+            # Counting reads every unfinished run: with very many in flight,
+            # draw less often rather than spend more than ~2% of the time here.
+            cost = time.perf_counter() - began
+            self._next_draw = self._clock() + max(self._interval, 50 * cost)
 
     def close(self) -> None:
-        """Count what has finished, draw the final state once, release the bar (idempotent)."""
+        """Draw the final state once and release the bar (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._exiting.set()
+        self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            self._queue.put(_WAKE)
             thread.join()
-        while not self._queue.empty():
-            self._take(0)
         self.draw()
         if self._bar is not None:
             self._bar.close()
@@ -250,19 +267,32 @@ class Progress:
         """The tracked runs as they finish, drawing on the way; the final state is drawn at the end."""
         if self._thread is not None:
             raise RuntimeError("a progress used as a context manager cannot be iterated too")
+        if self._queue is not None:
+            raise RuntimeError("a progress is iterated once")
+        q = self._queue = queue.SimpleQueue()
+        put: Any = q.put
+        for run in list(self._runs):
+            run.add_done_callback(put)
+        get, clock = q.get, self._clock
+        handed = 0
         try:
-            while self.done < self.total or (self._active is not None and self._more()):
-                run = self._take(self._until_draw())
-                if run is None:
+            while handed < len(self._runs) or (self._active is not None and self._more()):
+                wait = self._next_draw - clock()
+                if wait <= 0:
                     self.draw()
-                else:
-                    yield run
+                    continue
+                try:
+                    run = get(timeout=min(wait, POLL_INTERVAL) if self._active is not None else wait)
+                except queue.Empty:
+                    continue
+                handed += 1
+                yield run
         finally:
             self.close()
 
     def _more(self) -> bool:
         self._poll()
-        return self.done < self.total
+        return any(not run.done() for run in self._runs)
 
     # -- context manager: a thread draws until everything tracked has finished ----------
 
@@ -275,26 +305,34 @@ class Progress:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None and self._thread is not None:
+        if exc_type is None:
             # The block's runs are shown to their end, as shutdown(wait=True) would wait for them.
-            self._exiting.set()
-            self._queue.put(_WAKE)
-            self._finished.wait()
+            self._wait_all()
         self.close()
 
-    def _watch(self) -> None:
-        try:
-            while not self._finished.is_set():
-                timeout = self._until_draw()
-                if self._active is not None:
+    def _wait_all(self) -> None:
+        while True:
+            if self._active is not None:
+                with self._lock:
                     self._poll()
-                    timeout = min(timeout, POLL_INTERVAL)
-                if self._take(timeout) is None and self._until_draw() == 0:
-                    self.draw()
-                if self._exiting.is_set() and self.done >= self.total and not (self._active and self._more()):
-                    break
-        finally:
-            self._finished.set()
+            waiting = [run for run in list(self._runs) if not run.done()]
+            if not waiting:
+                return
+            futures.wait(waiting)
+
+    def _watch(self) -> None:
+        clock = self._clock
+        while not self._stop.is_set():
+            if self._active is not None:
+                with self._lock:
+                    self._poll()
+                wait = min(self._next_draw - clock(), POLL_INTERVAL)
+            else:
+                wait = self._next_draw - clock()
+            if wait > 0:
+                self._stop.wait(wait)
+            elif not self._stop.is_set():
+                self.draw()
 
 
 #: Seconds between two looks at a runner's runs in flight (``progress(runner)``).
