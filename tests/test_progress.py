@@ -165,6 +165,17 @@ def test_missing_tqdm_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # Plain lines need no tqdm.
     assert len(list(woflo.progress(runs, file=io.StringIO()))) == 1
 
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    # On a terminal the bar is chosen, not asked for: lines, with a word on the extra.
+    out = Terminal()
+    assert len(list(woflo.progress(runs, file=out))) == 1
+    hint, line = out.getvalue().splitlines()
+    assert hint == "(pip install 'woflo[progress]' (or pip install tqdm) for a progress bar)"
+    assert line.startswith("runs: 1/1 done (1 ok, 0 failed)")
+
 
 def test_map_hook_shows_the_map_until_consumed(capsys: pytest.CaptureFixture[str]) -> None:
     from woflo._submit import map_total, submit_ahead

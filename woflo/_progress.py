@@ -105,10 +105,18 @@ class Progress:
         self._file: IO[str] = file if file is not None else sys.stderr
         self._desc = desc or "runs"
         self._clock = clock
+        self._bar: Any = None
         if bar is None:
             isatty = getattr(self._file, "isatty", None)
-            bar = bool(callable(isatty) and isatty()) or _in_notebook()
-        self._bar: Any = _make_bar(self._file, self._desc, total) if bar else None
+            if bool(callable(isatty) and isatty()) or _in_notebook():
+                try:
+                    self._bar = _make_bar(self._file, self._desc, total)
+                except ImportError:
+                    # Chosen, not asked for: lines do, with a word on how to get the bar.
+                    self._file.write(f"({_MISSING_TQDM.split(': ', 1)[1].split(';')[0]} for a progress bar)\n")
+            bar = self._bar is not None
+        elif bar:
+            self._bar = _make_bar(self._file, self._desc, total)
         self._interval = interval if interval is not None else (BAR_INTERVAL if bar else LINE_INTERVAL)
         self._expected = total or 0
         self._runs: list[TaskRun[Any]] = []  # every run tracked
@@ -392,8 +400,9 @@ def progress(
         clock: the clock the interval, rate and ETA are measured with.
 
     Raises:
-        ImportError: a bar is asked for (or the output is a terminal) and tqdm,
-            the ``woflo[progress]`` extra, is not installed.
+        ImportError: ``bar=True`` and tqdm, the ``woflo[progress]`` extra, is
+            not installed. (When the bar is only chosen because the output is
+            a terminal, lines are drawn instead, after a word on the extra.)
 
     Example:
         >>> import io, woflo
