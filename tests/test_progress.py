@@ -17,7 +17,6 @@ import pytest
 
 import woflo
 from woflo import RunState, SequentialRunner, ThreadRunner
-from woflo._scheduler import Timer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,10 +99,12 @@ def test_running_and_retrying_counts(tmp_path: Path) -> None:
         running = ex.submit(_wait_event, release, "done")
         retrying = patient.submit(funcs.fail_times, str(tmp_path / "k"), 1, "ok")
         shown = woflo.progress([running, retrying], file=io.StringIO())
-        # Its retry timer armed, not only its state moved: stopping it and shutting
-        # the runner down while the worker thread is between the two raised
-        # "scheduler is closed" in that thread (a runner race, reported).
-        _until(lambda: running.state is RunState.RUNNING and isinstance(retrying._current, Timer))
+        _until(lambda: running.state is RunState.RUNNING and retrying.state is RunState.RETRYING)
+        # Its one worker thread is free again only once the retry timer is armed:
+        # stopping the run and shutting the runner down while that thread is
+        # between the state change and the timer raised "scheduler is closed"
+        # in that thread (a runner race, reported).
+        assert patient.submit(funcs.add, 1).result(timeout=30) == 1
         counts = shown.counts()
         assert (counts["running"], counts["retrying"], counts["done"], counts["total"]) == (1, 1, 0, 2)
         assert ", 1 retrying, 1 running, " in shown.line()

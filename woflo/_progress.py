@@ -61,13 +61,7 @@ def _runs_of(source: Any) -> Callable[[], Iterable[TaskRun[Any]]] | None:
     """For a runner (or a `WofloExecutor` over one): how to list what it has in flight."""
     runner = getattr(source, "runner", source)
     active = getattr(runner, "active_runs", None)
-    if callable(active):
-        return active  # type: ignore[no-any-return]
-    runs = getattr(runner, "_active", None)
-    if isinstance(runs, set):
-        # Until Runner.active_runs() exists: the runner's own set of active runs.
-        return lambda: list(runs)
-    return None
+    return active if callable(active) else None
 
 
 _OVER = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
