@@ -1,6 +1,8 @@
-"""woflo in one minute: parallel tasks, a retried flaky task, a timed-out attempt.
+"""woflo in one minute: parallel tasks, a retried flaky task, a timed-out attempt, progress and a summary.
 
-Run: python examples/quickstart.py
+Run: python examples/quickstart.py   (pip install 'woflo[progress]' for a progress bar in a terminal)
+
+The log on stderr: one line per run, one per retry, and the failure's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def square(x: int) -> int:
     return x * x
 
 
-@task(retries=3, retry_wait_time=0.2)
+@task(retries=3, retry_wait_time=0.2, run_name="fetch {url}")
 def flaky_fetch(url: str) -> str:
     """Fails twice, then succeeds: the retries are woflo's, the waits are scheduled, not slept in a worker."""
     with open(COUNTER, "a") as f:
@@ -39,11 +41,13 @@ def stuck() -> None:
 
 
 def main() -> None:
-    woflo.configure_logging(level="INFO")  # readable per-attempt lines on stderr
+    woflo.configure_logging(level="INFO")  # one readable line per run on stderr ("DEBUG": every attempt)
 
     started = time.monotonic()
     runs = [square(x) for x in range(6)]
-    print("squares:", [r.result() for r in runs], f"in {time.monotonic() - started:.2f}s")
+    # Progress as the runs finish: a bar in a terminal, a line every few seconds elsewhere.
+    done = [run.result() for run in woflo.progress(runs, desc="squares")]
+    print("squares:", sorted(done), f"in {time.monotonic() - started:.2f}s")
 
     page = flaky_fetch("https://example.org")
     print("fetched:", page.result(), "after", len(page.attempts), "attempts")
@@ -57,6 +61,9 @@ def main() -> None:
     # The same thing as a drop-in concurrent.futures executor.
     with WofloExecutor(max_workers=2, retries=1) as ex:
         print("map:", list(ex.map(abs, [-1, -2, -3])))
+
+    # What happened, in one table: states, retries, timeouts, durations, failures, workers.
+    print(woflo.summary([*runs, page, hung]))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ from woflo._errors import WorkerCrashed as WorkerCrashed
 from woflo._executor import WofloExecutor as WofloExecutor
 from woflo._looprun import RunCancelled as RunCancelled
 from woflo._policy import Policy as Policy
+from woflo._progress import Progress as Progress
+from woflo._progress import progress as progress
 from woflo._runner import Runner as Runner
+from woflo._summary import Summary as Summary
+from woflo._summary import summary as summary
+from woflo._task import RunName as RunName
 from woflo._task import Task as Task
 from woflo._task import task as task
 from woflo._taskrun import AttemptRecord as AttemptRecord
@@ -49,12 +54,15 @@ __all__ = [
     "DeadlineExceeded",
     "Policy",
     "PoolRunner",
+    "Progress",
+    "RunName",
     "RunState",
     "ProcessRunner",
     "RunCancelled",
     "Runner",
     "SequentialRunner",
     "SerializationError",
+    "Summary",
     "Task",
     "TaskRun",
     "ThreadRunner",
@@ -62,6 +70,8 @@ __all__ = [
     "WofloExecutor",
     "WorkerCrashed",
     "configure_logging",
+    "progress",
+    "summary",
     "task",
     "__version__",
 ]

@@ -1,23 +1,31 @@
 """The structured events woflo emits, one per transition of a run.
 
-All events go through the structlog logger named ``woflo``, always in the
-submitting process, so one structlog configuration sees every attempt of every
-runner. woflo stays silent until structlog is configured (by the application,
-by `woflo.configure_logging`, or by `structlog.testing.capture_logs`): until
-then no event dict is even built, which keeps the per-task cost near zero.
+Events are emitted always in the submitting process, so one logging
+configuration sees every attempt of every runner. They follow the
+application's configuration, whichever it uses:
+
+- structlog configured (by the application, by `woflo.configure_logging`, or
+  by `structlog.testing.capture_logs`): structlog events of the logger ``woflo``;
+- otherwise, a standard-library handler that would take them (say
+  ``logging.basicConfig(level="INFO")``): `logging.LogRecord` s of the logger
+  ``woflo``, a readable message and the event's fields as record attributes;
+- nothing configured: nothing, and no event is even built (the ``woflo``
+  logger has a `logging.NullHandler`, a library's manners).
 
 The names and fields are public API; `docs/events.md` documents them.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import traceback
 from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["EVENTS", "Emitter"]
+__all__ = ["EVENTS", "Emitter", "event_line", "events_switch", "stdlib_switch"]
 
 # A lazy proxy: it follows structlog's configuration as it is at each call
 # (and becomes a plain bound logger when the configuration caches loggers).
@@ -69,10 +77,9 @@ class _AskStructlog:
         return structlog.is_configured()
 
 
-def events_switch() -> Any:
-    """An object whose ``is_configured`` says whether events are on.
+def structlog_switch() -> Any:
+    """An object whose ``is_configured`` says whether structlog is configured.
 
-    The runner reads it several times per run to skip building silent events;
     structlog's own configuration object answers with an attribute read where
     a call to ``structlog.is_configured()`` would cost a function call each
     time. Falls back to that call if structlog ever stops having the object.
@@ -82,18 +89,151 @@ def events_switch() -> Any:
     return _AskStructlog()
 
 
-#: Every event name, with the log level it is emitted at.
+# -- the standard library's side ----------------------------------------------------
+
+#: woflo's standard-library logger. The NullHandler keeps an application that
+#: configured nothing silent (no "last resort" output of warnings to stderr).
+stdlib_logger = logging.getLogger("woflo")
+stdlib_logger.addHandler(logging.NullHandler())
+
+_INFO = logging.INFO
+
+
+class _Recompute:
+    """The class side of `_StdlibGate.enabled`: found only when the instance dict has no answer."""
+
+    def __get__(self, gate: _StdlibGate | None, owner: type | None = None) -> Any:
+        if gate is None:
+            return self
+        with _logging_lock:
+            value = gate.__dict__["enabled"] = _stdlib_level_enabled()
+        return value
+
+
+class _StdlibGate:
+    """``enabled``: whether the ``woflo`` logger would pass an INFO record, as a plain attribute read.
+
+    The runner reads it several times per run while structlog is not
+    configured, so it must cost what an attribute read costs. Its instance
+    dict *is* the ``woflo`` logger's level cache (``Logger._cache``, the dict
+    behind ``isEnabledFor``), which the logging module itself empties whenever
+    a level changes anywhere (``setLevel``, ``logging.disable``, ``basicConfig(
+    level=...)``, ``dictConfig``): the answer stored there is then recomputed
+    at the next read by the class's non-data descriptor, under logging's lock
+    as logging computes its own entries (so a level change cannot slip in
+    between the computation and the store). Only the level is cached: whether
+    a handler would take the record (handlers are added without any cache
+    clearing) is checked when an event is emitted, so the answer can only be
+    too eager (an INFO level with no handler: events built, then dropped),
+    never stale. A non-data descriptor rather than ``__getattr__``: a class
+    with ``__getattr__`` makes every read go through a slower lookup.
+    """
+
+    enabled: bool = _Recompute()  # type: ignore[assignment]
+
+
+class _AskLogging:
+    """``enabled`` through ``isEnabledFor`` (the fallback; no private API of logging)."""
+
+    @property
+    def enabled(self) -> bool:
+        return _stdlib_level_enabled()
+
+
+def _stdlib_level_enabled() -> bool:
+    # Not isEnabledFor: it says False while the logger is `disabled` (dictConfig
+    # does that to loggers it does not name) and does not cache that answer;
+    # `disabled` is checked at emission instead, with the handlers.
+    return bool(stdlib_logger.manager.disable < _INFO and stdlib_logger.getEffectiveLevel() <= _INFO)
+
+
+def _fast_paths_allowed() -> bool:
+    return not os.environ.get("WOFLO_NO_FAST_PATHS")
+
+
+# The logging module's private pieces the fast gate relies on: each logger's
+# level cache (a dict that logging clears, never replaces) and the module lock
+# it fills that cache under. Pinned by tests/test_log_bridge.py's canary.
+_logging_lock: Any = getattr(logging, "_lock", None)
+_level_cache: Any = getattr(stdlib_logger, "_cache", None)
+
+
+def _make_stdlib_gate() -> Any:
+    if _fast_paths_allowed() and type(_level_cache) is dict and hasattr(_logging_lock, "__enter__"):
+        gate = _StdlibGate()
+        gate.__dict__ = _level_cache
+        return gate
+    return _AskLogging()
+
+
+_stdlib_gate = _make_stdlib_gate()
+
+
+def stdlib_switch() -> Any:
+    """An object whose ``enabled`` says whether the stdlib ``woflo`` logger takes INFO records.
+
+    A plain attribute read that follows every level change (see `_StdlibGate`);
+    an application that configured only a handler, at the default WARNING
+    level, gets its warnings and errors from the ungated failure events.
+    """
+    return _stdlib_gate
+
+
+class _EventsSwitch:
+    """``is_configured``: structlog is configured, or the stdlib ``woflo`` logger takes INFO records."""
+
+    __slots__ = ()
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(_structlog_switch.is_configured or _stdlib_gate.enabled)
+
+
+_structlog_switch = structlog_switch()
+
+
+def events_switch() -> Any:
+    """An object whose ``is_configured`` says whether events may be wanted at all.
+
+    The runner reads it before building a success-path event. True when
+    structlog is configured or the stdlib ``woflo`` logger is enabled for
+    INFO; `Emitter.emit` then decides precisely (level, handlers). Two
+    attribute reads, ``structlog_switch().is_configured or
+    stdlib_switch().enabled``, say the same without a property call.
+    """
+    return _EventsSwitch()
+
+
+def _has_handler(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` would reach a handler other than a `logging.NullHandler`."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not isinstance(handler, logging.NullHandler):
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
+
+
+#: Every event name, with the log level it is emitted at. At INFO a run is one
+#: line (``task.succeeded``, or ``task.failed`` at ERROR, ``task.cancelled``);
+#: a retry is one WARNING (``task.retrying`` carries the failed attempt's
+#: exception); what each attempt did is DEBUG.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",
-    "attempt.started": "info",
-    "attempt.succeeded": "info",
-    "attempt.failed": "warning",
-    "attempt.timed_out": "warning",
-    "task.retrying": "info",
+    "attempt.started": "debug",
+    "attempt.succeeded": "debug",
+    "attempt.failed": "debug",
+    "attempt.timed_out": "debug",
+    "task.retrying": "warning",
     "task.succeeded": "info",
     "task.failed": "error",
     "task.cancelled": "warning",
 }
+
+_LEVELNO: dict[str, int] = {event: logging.getLevelName(level.upper()) for event, level in EVENTS.items()}
 
 
 def describe(exc: BaseException) -> str:
@@ -102,8 +242,68 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _seconds(value: object) -> str:
+    return f"{value:.3f}s" if isinstance(value, (int, float)) else "?"
+
+
+def event_line(event: str, fields: dict[str, Any] | Any) -> str:
+    """One readable line for a woflo event: what happened to which run.
+
+    ``fields`` are the event's fields (``task``, ``run_id``...). Used as the
+    message of the stdlib records and by `woflo.configure_logging`'s console
+    output. Example: ``"fetch https://example.org [9b1c0d2e] attempt 1 failed
+    (OSError: connection reset); retrying in 0.2s"``.
+    """
+    name = fields.get("run_name") or fields.get("task", "?")
+    run_id = fields.get("run_id")
+    who = f"{name} [{run_id[:8]}]" if isinstance(run_id, str) else str(name)
+    attempt = fields.get("attempt")
+    worker = fields.get("worker")
+    on = f" on {worker}" if worker is not None else ""
+    exception = fields.get("exception")
+    if event == "task.succeeded":
+        n = attempt or 1
+        return f"{who} succeeded in {_seconds(fields.get('duration_s'))} ({n} attempt{'s' * (n != 1)}{on})"
+    if event == "task.failed":
+        n = attempt or 0
+        return f"{who} failed in {_seconds(fields.get('duration_s'))} ({n} attempt{'s' * (n != 1)}{on}): {exception}"
+    if event == "task.retrying":
+        return (
+            f"{who} attempt {attempt} failed ({exception}); retrying in {fields.get('wait_s', 0):g}s"
+            f" (attempt {fields.get('next_attempt')})"
+        )
+    if event == "task.cancelled":
+        return f"{who} {fields.get('reason') or 'cancelled'}"
+    if event == "task.submitted":
+        return f"{who} submitted"
+    if event == "attempt.started":
+        return f"{who} attempt {attempt} started{on}"
+    if event == "attempt.succeeded":
+        return f"{who} attempt {attempt} succeeded in {_seconds(fields.get('duration_s'))}{on}"
+    if event == "attempt.failed":
+        return f"{who} attempt {attempt} failed in {_seconds(fields.get('duration_s'))}{on}: {exception}"
+    if event == "attempt.timed_out":
+        return f"{who} attempt {attempt} timed out after {_seconds(fields.get('duration_s'))}{on}: {exception}"
+    return f"{who} {event}"
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The exception with its traceback and chain (a worker's remote traceback included), as text."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
+
+
+def _has_traceback(exc: BaseException) -> bool:
+    # An exception woflo made without raising it (an AttemptTimeout) has no
+    # traceback to show: its one line says everything.
+    return exc.__traceback__ is not None or exc.__cause__ is not None
+
+
+# What records report as their source: where the event is made, not a line of the runner.
+_SOURCE = __file__
+
+
 class Named(Protocol):
-    """What an event needs of a run (a `woflo.TaskRun` has it)."""
+    """What an event needs of a run (a `woflo.TaskRun` has it; its ``attempts``, if any, are read too)."""
 
     @property
     def name(self) -> str: ...
@@ -134,12 +334,56 @@ class Emitter:
         exception: BaseException | None = None,
         **extra: Any,
     ) -> None:
-        """Emit ``event`` about ``run``; a no-op until structlog is configured."""
-        if self.muted or not structlog.is_configured():
+        """Emit ``event`` about ``run`` through structlog, or else the stdlib, or nowhere.
+
+        Never raises: a broken logging setup must not break the runs it logs
+        (the first failure is reported on standard error).
+        """
+        if self.muted:
             return
-        fields: dict[str, Any] = {"task": run.name, "run_id": run.run_id, "runner": self.runner}
+        try:
+            if structlog.is_configured():
+                fields = self._fields(event, run, attempt, worker, duration_s, exception, extra)
+                if event == "task.failed" and exception is not None and _has_traceback(exception):
+                    fields["traceback"] = format_traceback(exception)
+                getattr(_current_logger(), EVENTS[event])(event, **fields)
+                return
+            levelno = _LEVELNO[event]
+            logger = stdlib_logger
+            if logger.disabled or not logger.isEnabledFor(levelno) or not _has_handler(logger):
+                return
+            fields = self._fields(event, run, attempt, worker, duration_s, exception, extra)
+            self._emit_record(logger, levelno, event, fields, exception)
+        except Exception:
+            _report_broken_logging()
+
+    def _fields(
+        self,
+        event: str,
+        run: Named,
+        attempt: int | None,
+        worker: object,
+        duration_s: float | None,
+        exception: BaseException | None,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        name = run.name
+        if type(name) is str:
+            fields: dict[str, Any] = {"task": name, "run_id": run.run_id, "runner": self.runner}
+        else:  # a RunName: the task's name, and the run's own
+            fields = {"task": getattr(name, "task", str(name)), "run_id": run.run_id, "runner": self.runner}
+            fields["run_name"] = str(name)
         if attempt is not None:
             fields["attempt"] = attempt
+        if event in _ABOUT_LAST_ATTEMPT:
+            # The run's line says where it ran last and, for a retry, why.
+            records = getattr(run, "attempts", None)
+            if records:
+                last = records[-1]
+                if worker is None and last.worker is not None:
+                    worker = last.worker
+                if exception is None and event == "task.retrying":
+                    exception = last.exception
         if worker is not None:
             fields["worker"] = worker
         if duration_s is not None:
@@ -148,11 +392,25 @@ class Emitter:
             fields["exception"] = describe(exception)
             fields["exception_type"] = type(exception).__qualname__
         fields.update(extra)
-        try:
-            getattr(_current_logger(), EVENTS[event])(event, **fields)
-        except Exception:  # a broken logging setup must not break the runs it logs
-            _report_broken_logging()
+        return fields
 
+    @staticmethod
+    def _emit_record(
+        logger: logging.Logger, levelno: int, event: str, fields: dict[str, Any], exception: BaseException | None
+    ) -> None:
+        exc_info = None
+        if event == "task.failed" and exception is not None and _has_traceback(exception):
+            exc_info = (type(exception), exception, exception.__traceback__)
+        record = logger.makeRecord(logger.name, levelno, _SOURCE, 0, event_line(event, fields), (), exc_info, event)
+        attributes = record.__dict__
+        attributes["event"] = event
+        for key, value in fields.items():
+            # A field never replaces one of the record's own attributes.
+            attributes[key if key not in attributes else f"woflo_{key}"] = value
+        logger.handle(record)
+
+
+_ABOUT_LAST_ATTEMPT = frozenset({"task.retrying", "task.succeeded", "task.failed"})
 
 _broken_reported = False
 

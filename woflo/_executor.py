@@ -88,9 +88,10 @@ class WofloExecutor(Executor):
         timeout: float | None = None,
         chunksize: int = 1,
         buffersize: int | None = None,
+        progress: bool = False,
     ) -> Iterator[T]:
         """``map(fn, *iterables)`` as `Runner.map`, each call a run under this policy."""
-        return self._runner._map(fn, iterables, timeout, chunksize, self._policy, buffersize)
+        return self._runner._map(fn, iterables, timeout, chunksize, self._policy, buffersize, progress)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """Shut the runner down; see `Runner.shutdown`."""

@@ -34,12 +34,12 @@ import tenacity
 
 from woflo._attempt import Attempt
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
-from woflo._events import Emitter, events_switch
+from woflo._events import Emitter, stdlib_switch, structlog_switch
 from woflo._policy import Policy
 from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler
 from woflo._shared import track
-from woflo._submit import check_map_args, submit_ahead, task_name, unwrap_task
+from woflo._submit import check_map_args, map_total, submit_ahead, task_name, unwrap_task
 from woflo._taskrun import _OVER, AttemptOutcome, AttemptRecord, RunState, TaskRun
 
 if TYPE_CHECKING:
@@ -54,8 +54,11 @@ T = TypeVar("T")
 #: What a timer waits for (`Runner.call_later`'s ``kind``).
 TimerKind = Literal["timeout", "deadline", "retry"]
 
-# Checked before building an event's fields, to keep silent runs cheap.
-_logging = events_switch()
+# Read before building a success-path event, to keep silent runs cheap: two
+# plain attribute reads (structlog configured; the stdlib `woflo` logger
+# enabled at INFO). Emitter.emit then decides precisely.
+_structlog = structlog_switch()
+_stdlib = stdlib_switch()
 
 
 class _Control:
@@ -152,6 +155,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         timeout: float | None = None,
         chunksize: int = 1,
         buffersize: int | None = None,
+        progress: bool = False,
     ) -> Iterator[T]:
         """``map(fn, *iterables)`` with every call a run; results in order.
 
@@ -160,6 +164,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         first exception when its result is reached, and raises `TimeoutError`
         if the results are not all there ``timeout`` seconds after the call.
         Runners that batch (processes) use ``chunksize``; the others ignore it.
+        ``progress=True`` shows the runs' progress while the results are
+        consumed (`woflo.progress`: a bar with ``woflo[progress]`` on a
+        terminal or in Jupyter, else a line every few seconds).
 
         Example:
             >>> import itertools
@@ -169,7 +176,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             ...     [next(squares) for _ in range(5)]
             [0, 1, 4, 9, 16]
         """
-        return self._map(fn, iterables, timeout, chunksize, self.__policy, buffersize)
+        return self._map(fn, iterables, timeout, chunksize, self.__policy, buffersize, progress)
 
     def _map(
         self,
@@ -179,12 +186,14 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         chunksize: int,
         policy: Policy,
         buffersize: int | None = None,
+        progress: bool = False,
     ) -> Iterator[T]:
         check_map_args(timeout, chunksize, buffersize)
         fn, policy, name = unwrap_task(fn, policy)
         end = None if timeout is None else time.monotonic() + timeout
         submissions = (self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False))
-        return submit_ahead(submissions, buffersize, end)
+        total = map_total(iterables) if progress else None
+        return submit_ahead(submissions, buffersize, end, progress=progress, total=total)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, stop_running: bool = False) -> None:
         """Stop taking work and release the workers once the runs are done.
@@ -378,7 +387,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self.__active[run] = control
         finally:
             lock.release()
-        if _logging.is_configured:
+        if _structlog.is_configured or _stdlib.enabled:
             self.__events.emit("task.submitted", run)
         if policy.deadline is not None:
             control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
@@ -441,7 +450,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         timeout = attempt.timeout
         if timeout is not None:
             attempt._timer = self.call_later(timeout, lambda: self._on_timeout(attempt), "timeout")
-        if _logging.is_configured:
+        if _structlog.is_configured or _stdlib.enabled:
             self.__events.emit("attempt.started", run, attempt=attempt.number, worker=worker)
         return True
 
@@ -470,7 +479,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         number, worker = attempt.number, attempt.worker
         run._records.append(AttemptRecord(number, started_at, duration, outcome, exc, worker))
         if exc is None:
-            if _logging.is_configured:
+            if _structlog.is_configured or _stdlib.enabled:
                 self.__events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
         else:
             event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
@@ -518,7 +527,12 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if wait <= 0:
             self._relaunch(run, control, number + 1)
         else:
-            control.wait = self.call_later(wait, lambda: self._relaunch(run, control, number + 1), "retry")
+            try:
+                control.wait = self.call_later(wait, lambda: self._relaunch(run, control, number + 1), "retry")
+            except RuntimeError:
+                if run.done():
+                    return  # stopped meanwhile, and the runner closed its timers since
+                raise
 
     def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
         # dict.pop is atomic: of this and a concurrent stop() one gets the control.
@@ -531,7 +545,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             # A done-callback may raise SystemExit or KeyboardInterrupt (the
             # stdlib lets those through): the run is over all the same.
             self._after_end(run)
-        if done and _logging.is_configured and control is not None:
+        if done and control is not None and (exc is not None or _structlog.is_configured or _stdlib.enabled):
             duration = time.monotonic() - control.t0
             if exc is None:
                 self.__events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)

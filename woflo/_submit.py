@@ -6,14 +6,14 @@ import collections
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
 from woflo._names import callable_name
 from woflo._policy import Policy
 from woflo._taskrun import TaskRun
 
-__all__ = ["chain_results", "check_map_args", "submit_ahead", "task_name", "unwrap_task"]
+__all__ = ["chain_results", "check_map_args", "map_total", "submit_ahead", "task_name", "unwrap_task"]
 
 T = TypeVar("T")
 
@@ -54,8 +54,19 @@ def check_map_args(timeout: object, chunksize: object, buffersize: object) -> No
         raise ValueError("buffersize must be None or >= 1")
 
 
-def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end: float | None) -> Iterator[T]:
+def submit_ahead(
+    submissions: Iterator[TaskRun[T]],
+    buffersize: int | None,
+    end: float | None,
+    *,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[T]:
     """Order-keeping results of ``submissions`` (a lazy iterator of submits).
+
+    With ``progress=True`` the runs' progress is shown (`woflo.progress`)
+    until the results are consumed or the iterator is closed; ``total`` is
+    how many runs to expect, if known (`map_total`).
 
     With ``buffersize=None`` everything is submitted before the first result
     is asked for, as the stdlib's map does; with a number, only that many runs
@@ -66,8 +77,22 @@ def submit_ahead(submissions: Iterator[TaskRun[T]], buffersize: int | None, end:
     stdlib's map pops its futures likewise): once the caller drops it, it is freed.
     """
     check_map_args(None, 1, buffersize)
+    if progress:
+        from woflo._progress import map_progress  # only when asked: keeps import woflo light
+
+        submissions, closing = map_progress(submissions, total)
+        runs = collections.deque(submissions if buffersize is None else itertools.islice(submissions, buffersize))
+        return closing(_results_in_order(runs, submissions if buffersize is not None else None, end))
     runs = collections.deque(submissions if buffersize is None else itertools.islice(submissions, buffersize))
     return _results_in_order(runs, submissions if buffersize is not None else None, end)
+
+
+def map_total(iterables: tuple[Iterable[Any], ...], chunksize: int = 1) -> int | None:
+    """How many runs ``map`` will make of ``iterables`` (chunks of ``chunksize``), if they all have a length."""
+    if not iterables or not all(isinstance(it, Sized) for it in iterables):
+        return None
+    n = min(len(it) for it in iterables)  # type: ignore[arg-type]
+    return -(-n // chunksize)
 
 
 def _results_in_order(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import string
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor
@@ -31,12 +32,84 @@ R = TypeVar("R")
 RunnerSpec = Runner | type[Any] | None
 
 
+#: What ``run_name=`` accepts: a `str.format` template over the task's
+#: parameters (``"fetch {url}"``), or a callable taking the task's arguments.
+RunNameSpec = str | Callable[..., str] | None
+
+
+class RunName(str):
+    """A run's name made by ``run_name=``: the text, with the task's own name in ``task``.
+
+    It is the run's `TaskRun.name` (reprs, error messages); events carry both,
+    ``task`` (the task's name, for grouping) and ``run_name`` (this text).
+    """
+
+    __slots__ = ("task",)
+    task: str
+
+    def __new__(cls, text: str, task: str) -> RunName:
+        self = super().__new__(cls, text)
+        self.task = task
+        return self
+
+
+class _RunNamer:
+    """Makes a run's name from its arguments, by a template or a callable."""
+
+    __slots__ = ("_fn", "_signature", "_spec", "_task")
+
+    def __init__(self, spec: str | Callable[..., str], fn: Callable[..., Any], task: str) -> None:
+        self._spec = spec
+        self._fn = fn
+        self._task = task
+        self._signature: inspect.Signature | None = None
+        if isinstance(spec, str):
+            self._signature = inspect.signature(fn)
+            _check_template(spec, self._signature, task)
+        elif not callable(spec):
+            raise TypeError(f"run_name must be a str template or a callable, not {type(spec).__name__}")
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RunName:
+        spec = self._spec
+        try:
+            if isinstance(spec, str):
+                assert self._signature is not None
+                bound = self._signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                text = spec.format(**bound.arguments)
+            else:
+                text = spec(*args, **kwargs)
+                if not isinstance(text, str):
+                    raise TypeError(f"it returned {type(text).__name__}, not str")
+        except Exception as exc:
+            # Named after the task, never after its arguments (they may be secrets).
+            raise ValueError(f"run_name of task {self._task} failed: {type(exc).__name__}: {exc}") from exc
+        return RunName(text, self._task)
+
+
+def _check_template(template: str, signature: inspect.Signature, task: str) -> None:
+    """Every ``{field}`` of ``template`` must be a parameter of the task (checked at the decorator)."""
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"run_name of task {task}: bad template: {exc}") from None
+    for field in fields:
+        base = field.split(".", 1)[0].split("[", 1)[0]
+        if not base or base.isdigit():
+            raise ValueError(f"run_name of task {task}: use parameter names in the template, not {{{field}}}")
+        if base not in params and not takes_any:
+            raise ValueError(f"run_name of task {task}: {{{base}}} is not a parameter of {task}")
+
+
 class Task(Generic[P, R]):
     """A function wrapped by `task`: calling it submits it and returns a `TaskRun`.
 
     Attributes:
         fn: the plain function, to call it directly.
         name: the name in events (the function's ``__name__`` unless given).
+        run_name: how each run is named from its arguments, if at all.
 
     Example:
         >>> from woflo import SequentialRunner, task
@@ -55,6 +128,7 @@ class Task(Generic[P, R]):
         fn: Callable[P, Coroutine[Any, Any, R]],
         *,
         name: str | None = None,
+        run_name: RunNameSpec = None,
         runner: RunnerSpec = None,
         **options: Unpack[PolicyOptions],
     ) -> None: ...
@@ -65,6 +139,7 @@ class Task(Generic[P, R]):
         fn: Callable[P, R],
         *,
         name: str | None = None,
+        run_name: RunNameSpec = None,
         runner: RunnerSpec = None,
         **options: Unpack[PolicyOptions],
     ) -> None: ...
@@ -74,6 +149,7 @@ class Task(Generic[P, R]):
         fn: Callable[P, Any],
         *,
         name: str | None = None,
+        run_name: RunNameSpec = None,
         runner: RunnerSpec = None,
         **options: Unpack[PolicyOptions],
     ) -> None:
@@ -85,6 +161,8 @@ class Task(Generic[P, R]):
         #: The plain function (for an ``async def``, it returns the coroutine).
         self.fn: Callable[P, Any] = fn
         self.name: str = name or task_name(fn)
+        self.run_name: RunNameSpec = run_name
+        self._namer = None if run_name is None else _RunNamer(run_name, fn, self.name)
         self._runner_spec = runner
         self._options = options
         self._policy = Policy.build(**options)
@@ -97,14 +175,18 @@ class Task(Generic[P, R]):
             # A woflo 0.8 custom runner: BaseTaskRun(task, instance_name, fn, args, kwargs).
             legacy: TaskRun[R] = spec(self, f"{self.name}-{uuid.uuid4()}", self.fn, args, kwargs)
             return legacy
-        return self._resolve(None)._submit(self.fn, args, kwargs, self._policy, self.name)
+        return self._resolve(None)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs))
+
+    def _run_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        namer = self._namer
+        return self.name if namer is None else namer(args, kwargs)
 
     def submit(self, *args: Any, executor: Executor | None = None, **kwargs: Any) -> TaskRun[R]:
         """Submit one run, on ``executor`` if given (a woflo runner or `WofloExecutor`).
 
         The task's own policy applies wherever it runs.
         """
-        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self.name)
+        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs))
 
     def map(
         self,
@@ -112,6 +194,7 @@ class Task(Generic[P, R]):
         executor: Executor | None = None,
         timeout: float | None = None,
         buffersize: int | None = None,
+        progress: bool = False,
     ) -> Iterator[R]:
         """Submit one run per item (or per tuple of items); yield results in order.
 
@@ -120,10 +203,15 @@ class Task(Generic[P, R]):
             >>> list(task(abs, runner=SequentialRunner).map([-1, 2, -3]))
             [1, 2, 3]
         """
-        return self._resolve(executor)._map(self.fn, iterables, timeout, 1, self._policy, buffersize)
+        return self._resolve(executor)._map(self.fn, iterables, timeout, 1, self._policy, buffersize, progress)
 
     def options(
-        self, *, name: str | None = None, runner: RunnerSpec = None, **overrides: Unpack[PolicyOptions]
+        self,
+        *,
+        name: str | None = None,
+        run_name: RunNameSpec = None,
+        runner: RunnerSpec = None,
+        **overrides: Unpack[PolicyOptions],
     ) -> Task[P, R]:
         """A copy of this task with some options changed.
 
@@ -137,6 +225,7 @@ class Task(Generic[P, R]):
         return Task(
             self.fn,
             name=name or self.name,
+            run_name=run_name if run_name is not None else self.run_name,
             runner=runner if runner is not None else self._runner_spec,
             **merged,
         )
@@ -197,6 +286,7 @@ def task(
     /,
     *,
     name: str | None = None,
+    run_name: RunNameSpec = None,
     runner: RunnerSpec = None,
     **options: Unpack[PolicyOptions],
 ) -> TaskDecorator: ...
@@ -207,6 +297,7 @@ def task(
     /,
     *,
     name: str | None = None,
+    run_name: RunNameSpec = None,
     runner: RunnerSpec = None,
     **options: Unpack[PolicyOptions],
 ) -> Task[Any, Any] | TaskDecorator:
@@ -217,6 +308,10 @@ def task(
     Args:
         fn: the function (when used bare).
         name: the name in events; default the function's ``__name__``.
+        run_name: name each run from its arguments, so a log line says which
+            item it was about: a template over the parameters
+            (``"fetch {url}"``) or a callable taking the task's arguments.
+            Arguments are never logged otherwise (they may be secrets).
         runner: a runner instance, or a runner class whose shared instance
             runs the task; default the shared default runner.
         **options: ``retries``, ``retry_wait_time`` (alias ``retry_sleep_time``),
@@ -225,7 +320,8 @@ def task(
 
     Raises:
         TypeError: ``fn`` is not callable, or an option is unknown.
-        ValueError: an option is out of range (``retries=-1``, ``timeout=0``).
+        ValueError: an option is out of range (``retries=-1``, ``timeout=0``),
+            or a ``run_name`` template names something that is not a parameter.
 
     Example:
         >>> from woflo import task, SequentialRunner
@@ -236,12 +332,12 @@ def task(
         'EXAMPLE.ORG'
     """
     if fn is not None:
-        return Task(fn, name=name, runner=runner, **options)
+        return Task(fn, name=name, run_name=run_name, runner=runner, **options)
     # Validate now, at the decorator line, not at the first call.
     _check_runner(runner)
     Policy.build(**options)
 
     def decorate(f: Callable[..., Any]) -> Task[Any, Any]:
-        return Task(f, name=name, runner=runner, **options)
+        return Task(f, name=name, run_name=run_name, runner=runner, **options)
 
     return cast(TaskDecorator, decorate)

@@ -16,7 +16,7 @@ from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
-from woflo._submit import chain_results, check_map_args, submit_ahead, task_name, unwrap_task
+from woflo._submit import chain_results, check_map_args, map_total, submit_ahead, task_name, unwrap_task
 from woflo.runners.thread import check_initializer, check_max_workers
 
 if TYPE_CHECKING:
@@ -252,23 +252,25 @@ class ProcessRunner(Runner):
         chunksize: int,
         policy: Policy,
         buffersize: int | None = None,
+        progress: bool = False,
     ) -> Iterator[T]:
         """As `Runner.map`; with ``chunksize > 1`` each chunk of calls is one run.
 
         As with `ProcessPoolExecutor`, a chunk is what is sent, retried, timed
         out and logged as a whole: big chunks cut the per-call cost, small ones
-        keep a retry or a crash cheap.
+        keep a retry or a crash cheap (and ``progress`` counts chunks).
         """
         check_map_args(timeout, chunksize, buffersize)
         if chunksize == 1:
-            return super()._map(fn, iterables, timeout, chunksize, policy, buffersize)
+            return super()._map(fn, iterables, timeout, chunksize, policy, buffersize, progress)
         fn, policy, name = unwrap_task(fn, policy)
         chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
         run_chunk = functools.partial(_run_chunk, fn)
         name = name or task_name(fn)
         submissions = (self._submit(run_chunk, (chunk,), {}, policy, name) for chunk in chunks)
         end = None if timeout is None else time.monotonic() + timeout
-        return chain_results(submit_ahead(submissions, buffersize, end))
+        total = map_total(iterables, chunksize) if progress else None
+        return chain_results(submit_ahead(submissions, buffersize, end, progress=progress, total=total))
 
     def broken_error(self) -> BaseException | None:
         broken = self._pool.broken
