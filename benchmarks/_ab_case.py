@@ -3,9 +3,11 @@
     python benchmarks/_ab_case.py CHECKOUT CASE INNER
 
 Imports woflo from CHECKOUT (first on ``sys.path``), runs CASE ``INNER`` times
-after a warm-up, and prints one line: the median seconds, and for the thread
-and async cases the median time ratio to the stdlib baseline measured in the
-same process, round-robin.
+after a warm-up, and prints one line: the median seconds; for the thread and
+async cases the median time ratio to the stdlib baseline measured in the same
+process, round-robin; for the pool cases the median CPU seconds the parent
+spent (all its threads: the pool's own cost, which load on a shared machine
+disturbs less than wall time).
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ async def anoop() -> None:
     return None
 
 
+CPU: list[float] = []  # the parent's CPU seconds (all its threads) of each timed call
+
+
 def _timed(fn: Callable[[], object]) -> float:
     gc.collect()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    CPU.append(time.process_time() - c0)
+    return elapsed
 
 
 def _wave(submit: Callable[..., Any], n: int) -> None:
@@ -136,4 +143,5 @@ if __name__ == "__main__":
 
     assert woflo.__file__.startswith(checkout), (woflo.__file__, checkout)
     seconds, ratio = CASES[case](inner)
-    print(f"{seconds:.6f} {ratio if ratio is not None else 'nan'}")
+    cpu = statistics.median(CPU) if case in ("process", "pool_raw") and CPU else float("nan")
+    print(f"{seconds:.6f} {ratio if ratio is not None else 'nan'} {cpu:.6f}")

@@ -3,7 +3,9 @@
 Each measurement is a fresh interpreter (``_ab_case.py``) importing woflo from one
 checkout; the checkouts take turns in ABBA order, so load on this shared machine
 and slow drift fall on both alike. Reports, per case, the median and range of
-each checkout and the ratio B/A of the medians (above 1: B is slower).
+each checkout and the ratio B/A of the medians (above 1: B is slower). For
+the pool cases the parent's CPU time is reported too: on a loaded machine it
+is the steadier measure of the pool's own cost.
 
 Cases: ``process`` (bench_process (a): 10,000 no-ops on ProcessRunner(2)),
 ``pool_raw`` (the same on WorkerPool alone), ``threads`` (bench_threads (a),
@@ -25,7 +27,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def measure(checkout: str, case: str, inner: int) -> tuple[float, float]:
+def measure(checkout: str, case: str, inner: int) -> tuple[float, float, float]:
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, "_ab_case.py"), os.path.abspath(checkout), case, str(inner)],
         check=True,
@@ -33,7 +35,7 @@ def measure(checkout: str, case: str, inner: int) -> tuple[float, float]:
         text=True,
         timeout=600,
     ).stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[1]), float(out[2])
 
 
 def spread(xs: list[float], unit: float, fmt: str) -> str:
@@ -56,21 +58,21 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for case in args.cases.split(","):
-        res: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
+        res: dict[str, list[tuple[float, float, float]]] = {"a": [], "b": []}
         for _ in range(args.rounds):
             for who in ("a", "b", "b", "a"):
                 res[who].append(measure(getattr(args, who), case, args.inner))
         if case in ("threads", "async"):  # the ratio to the stdlib is what must not regress
-            a, b = [r for _, r in res["a"]], [r for _, r in res["b"]]
-            cell_a, cell_b = spread(a, 1, ".3f") + "x", spread(b, 1, ".3f") + "x"
-            label = f"{case} (ratio to stdlib)"
+            rows = [(f"{case} (ratio to stdlib)", 1, 1.0, ".3f", "x")]
         else:
-            a, b = [s for s, _ in res["a"]], [s for s, _ in res["b"]]
-            cell_a, cell_b = spread(a, 1e3, ".1f") + " ms", spread(b, 1e3, ".1f") + " ms"
-            label = f"{case} (10,000 no-ops)"
-        ratio = statistics.median(b) / statistics.median(a)
-        lines.append(f"| {label} | {cell_a} | {cell_b} | {ratio:.3f} |")
-        assert all(math.isfinite(x) for x in a + b)
+            rows = [(f"{case} (10,000 no-ops, wall)", 0, 1e3, ".1f", " ms")]
+            rows.append((f"{case} (10,000 no-ops, parent CPU)", 2, 1e3, ".1f", " ms"))
+        for label, field, unit, fmt, suffix in rows:
+            a, b = [r[field] for r in res["a"]], [r[field] for r in res["b"]]
+            assert all(math.isfinite(x) for x in a + b)
+            ratio = statistics.median(b) / statistics.median(a)
+            cells = f"{spread(a, unit, fmt)}{suffix} | {spread(b, unit, fmt)}{suffix}"
+            lines.append(f"| {label} | {cells} | {ratio:.3f} |")
     print("\n".join(lines))
 
 
