@@ -399,7 +399,7 @@ def test_memory_does_not_grow(rec: Recorder) -> None:
             batch(k * 20_000)
         grown = psutil.Process().memory_info().rss - before
         assert grown < 10_000_000, grown
-        assert not p._table and not p._pending and not p._taken
+        assert not p._state.table and not p._state.pending and not p._state.taken
     finally:
         p.shutdown()
 

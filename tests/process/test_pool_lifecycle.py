@@ -41,9 +41,9 @@ def _warm(ex: ProcessRunner, n: int = 40) -> None:
 
 
 def _inflight(ex: ProcessRunner) -> list[int]:
-    pool = ex._pool
-    with pool._lock:
-        return [len(w.inflight) for w in pool._workers if not w.dead]
+    state = ex._pool._state
+    with state.lock:
+        return [len(w.inflight) for w in state.workers if not w.dead]
 
 
 def _shutdown_within(ex: Runner, seconds: float) -> None:
@@ -291,12 +291,12 @@ def test_an_argument_whose_reduce_raises_system_exit_fails_only_its_run() -> Non
 def _planned(ex: ProcessRunner) -> bool:
     # The manager has handed out all it can: nothing being pickled, and
     # nothing queued or no worker that takes jobs has room for one more.
-    pool = ex._pool
-    with pool._lock:
-        half, most = pool._prefetch // 2, pool._prefetch
-        return not pool._taken and (
-            not pool._pending
-            or not any(w.takes_jobs() and len(w.inflight) <= half and len(w.inflight) < most for w in pool._workers)
+    state, dispatcher = ex._pool._state, ex._pool._dispatcher
+    with state.lock:
+        half, most = dispatcher.prefetch // 2, dispatcher.prefetch
+        return not state.taken and (
+            not state.pending
+            or not any(w.takes_jobs() and len(w.inflight) <= half and len(w.inflight) < most for w in state.workers)
         )
 
 
@@ -306,8 +306,8 @@ def _next_job_to_a_fresh_worker(ex: ProcessRunner) -> None:
     # be empty first: a skipped job not yet answered gives its budget back.
     wait_for(lambda: not any(_inflight(ex)), 60, "every job answered")
     for _ in range(3):
-        with ex._pool._lock:
-            if all(w.dead or w.stopping or w.budget in (0, 2) for w in ex._pool._workers):
+        with ex._pool._state.lock:
+            if all(w.dead or w.stopping or w.budget in (0, 2) for w in ex._pool._state.workers):
                 return
         ex.submit(add, 0).result(timeout=60)
     raise AssertionError("the worker did not retire after max_tasks_per_child jobs")
@@ -324,11 +324,11 @@ def test_max_tasks_per_child_with_stopped_cancelled_and_expired_queued_runs(tmp_
             started, release = str(tmp_path / f"s{k}"), str(tmp_path / f"r{k}")
             blocker = ex.submit(block, started, release)
             wait_for_file(started, 60)
-            with ex._pool._lock:
+            with ex._pool._state.lock:
                 # Let a job queue behind the blocker whatever the pool has learnt
                 # of job lengths on this (loaded) machine; nothing finishes, so
                 # nothing changes it, before the blocker ends.
-                ex._pool._prefetch = 8
+                ex._pool._dispatcher.prefetch = 8
             # The first queued job goes behind the blocker; the worker skips it
             # when it is stopped (or its deadline passes): the budget the parent
             # counted for it must come back.

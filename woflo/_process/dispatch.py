@@ -5,11 +5,16 @@ up to ``prefetch`` jobs in one frame, and ``prefetch`` adapts to the observed jo
 duration (about 2 ms of queued work per worker, between 1 and 64 jobs), so short
 jobs travel in bulk while long jobs are not stuck behind each other.
 
-Start estimation: a worker's dispatched jobs form a FIFO and it runs them in
-order, so the head started when the previous result arrived (or when the job
-reached an idle, ready worker). ``on_start`` fires then; never after ``on_done``.
+Start estimation (``state.start_head``): a worker's dispatched jobs form a FIFO
+and it runs them in order, so the head started when the previous result arrived
+(or when the job reached an idle, ready worker). ``on_start`` fires then; never
+after ``on_done``.
 
-Runs on the manager thread only (see ``manager``).
+A part of the pool (see ``state``): it works on the shared ``PoolState`` and
+the manager's selector, on the manager thread only (``Manager`` calls
+``dispatch`` once per loop turn and ``learn`` with each finished job's duration).
+What it decides goes out as notices (see ``state``); ``on_sent`` is its one
+call out of the pool.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import errno
 import logging
 import math
 import pickle
+import selectors
 import time
 import types
 from collections.abc import Callable
@@ -26,7 +32,7 @@ from typing import Any
 from woflo._errors import SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker, start_worker
-from woflo._process.state import SENT, TAKEN, Job, PoolState
+from woflo._process.state import SENT, TAKEN, Job, Notice, PoolState, start_head
 
 __all__ = ["Dispatcher"]
 
@@ -46,38 +52,69 @@ def _named_kind(fn: object) -> bool:
     return isinstance(fn, (types.FunctionType, type))
 
 
-class Dispatcher(PoolState):
-    """The dispatch half of the manager thread; ``Manager`` calls ``_dispatch`` once per loop turn."""
+class Dispatcher:
+    """Plans and sends batches of queued jobs to workers, starting workers as needed.
 
-    def _mark_started(self, job: Job, w: Worker, out: list[tuple[Any, ...]], now: float) -> None:
-        # Caller holds the lock.
-        job.started = True
-        job.t_start = now
-        out.append(("s", job, w.pid))
+    Args:
+        state: the pool's shared state.
+        sel: the manager's selector; the workers it starts are registered there.
+        ctx: ``None`` (woflo's ``"exec"``) or the ``multiprocessing`` context workers start in.
+        fork: ``ctx`` forks: children must close the parent's fds.
+        init: the cloudpickled ``(initializer, initargs)``, or ``None``.
+        max_workers: the most workers alive at once.
+        max_tasks: ``max_tasks_per_child``, or ``None``.
+        on_sent: ``(tokens) -> refused indexes``, see ``WorkerPool``.
+    """
 
-    def _start_head(self, w: Worker, out: list[tuple[Any, ...]], now: float) -> None:
-        # Caller holds the lock. The head of a ready worker's FIFO is running now;
-        # not on a doomed worker: its jobs go back to the queue when it dies.
-        if w.ready and w.inflight and not w.inflight[0].started and not w.doomed:
-            self._mark_started(w.inflight[0], w, out, now)
+    def __init__(
+        self,
+        state: PoolState,
+        sel: selectors.DefaultSelector,
+        *,
+        ctx: Any,
+        fork: bool,
+        init: bytes | None,
+        max_workers: int,
+        max_tasks: int | None,
+        on_sent: Callable[[list[object]], list[int]] | None,
+    ) -> None:
+        self._state = state
+        self._sel = sel
+        self._ctx = ctx
+        self._fork = fork
+        self._init = init
+        self._max_workers = max_workers
+        self._max_tasks = max_tasks
+        self._on_sent = on_sent
+        # Jobs a worker may hold at once, read under the state lock. One until a
+        # job has finished: a job of unknown length must not be queued behind
+        # another while a worker sits idle.
+        self.prefetch = 1
+        self._avg = 0.0
+        self._next_jid = 1
+        self._fn_cache: tuple[object, bytes] = (None, b"")
 
-    def _learn(self, duration: float) -> None:
-        # Moving average of job durations sets how many jobs a worker may queue.
+    def learn(self, duration: float) -> None:
+        """Take one finished job's duration into the moving average that sets ``prefetch``."""
         self._avg = duration if not self._avg else 0.8 * self._avg + 0.2 * duration
         want = _TARGET_QUEUED_S / self._avg if self._avg > 0 else _MAX_PREFETCH
-        self._prefetch = max(1, min(_MAX_PREFETCH, int(want)))
+        self.prefetch = max(1, min(_MAX_PREFETCH, int(want)))
 
-    def _dispatch(self, out: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            if not self._pending:
+    def dispatch(self, out: list[Notice]) -> None:
+        """Start the workers the queue needs and send each worker its next batch.
+
+        Jobs that fail here (they cannot be pickled; the pool is broken; no
+        worker can start) get a ``"d"`` notice in ``out``; so does nothing else.
+        """
+        st = self._state
+        with st.lock:
+            if not st.pending:
                 return
-            broken = self._broken
+            broken = st.broken
             if broken is not None:
-                failed = [
-                    job.token for job in self._pending if not job.killed and self._table.pop(job.token, None) is job
-                ]
-                self._pending.clear()
-            elif self._shutdown and not self._drain:
+                failed = [job.token for job in st.pending if st.claim(job)]
+                st.pending.clear()
+            elif st.shutdown and not st.drain:
                 return
         if broken is not None:  # errors made outside the lock: they unpickle the initializer's exception
             out.extend(("d", token, False, broken(), None) for token in failed)
@@ -87,17 +124,17 @@ class Dispatcher(PoolState):
         # process takes milliseconds): jobs submitted meanwhile must get workers
         # of their own, not be prefetched behind a job of unknown length.
         while True:
-            with self._lock:
-                idle = sum(1 for w in self._workers if w.takes_jobs() and not w.inflight)
-                if len(self._workers) >= self._max_workers or not self._more_jobs_than(idle):
+            with st.lock:
+                idle = sum(1 for w in st.workers if w.takes_jobs() and not w.inflight)
+                if len(st.workers) >= self._max_workers or not self._more_jobs_than(idle):
                     break
             try:
                 w = start_worker(self._ctx, self._sel, self._init, self._max_tasks, self._parent_fds())
             except Exception as err:
                 self._start_failed(err, out)
                 break
-            with self._lock:
-                self._workers.append(w)
+            with st.lock:
+                st.workers.append(w)
         now = time.monotonic()
         on_sent = self._on_sent
         for w, batch in self._plan():
@@ -108,27 +145,27 @@ class Dispatcher(PoolState):
                 refused = on_sent([job.token for job in batch])
                 if refused:
                     dropped = [batch[i] for i in refused]
-                    with self._lock:
-                        self._taken.difference_update(dropped)
+                    with st.lock:
+                        st.taken.difference_update(dropped)
                         for job in dropped:
-                            if not job.killed and self._table.pop(job.token, None) is job:
+                            if st.claim(job):
                                 job.killed = True
-                        self._new = True  # the places they held in the plan are free again
+                        st.new = True  # the places they held in the plan are free again
                     batch = [job for i, job in enumerate(batch) if i not in refused]
                     if not batch:
                         continue
             parts, good, bad = self._pickle(batch)
-            with self._lock:
-                self._taken.difference_update(batch)
+            with st.lock:
+                st.taken.difference_update(batch)
                 for job, problem in bad:
-                    if not job.killed and self._table.pop(job.token, None) is job:
+                    if st.claim(job):
                         out.append(("d", job.token, False, problem, None))
                 if bad:
                     # The places these jobs held in the plan are free again: look
                     # at the queue once more in the next turn, without waiting for
                     # an event (a batch of failures alone sent nothing that would
                     # ever wake the manager, and the queue stayed put for good).
-                    self._new = True
+                    st.new = True
                 if not good:
                     continue
                 # The FIFO mirrors the frame exactly: the worker answers every job
@@ -143,9 +180,9 @@ class Dispatcher(PoolState):
                 for job in good:
                     if job.killed:  # killed while being pickled
                         w.cancel(job.jid)
-                self._start_head(w, out, now)
+                start_head(w, out, now)
 
-    def _start_failed(self, err: Exception, out: list[tuple[Any, ...]]) -> None:
+    def _start_failed(self, err: Exception, out: list[Notice]) -> None:
         # Most often a passing shortage (EMFILE: out of file descriptors,
         # EAGAIN: out of processes), so the pool is not broken: the jobs that
         # no live worker will take fail now, and the next submission tries to
@@ -153,20 +190,21 @@ class Dispatcher(PoolState):
         what = errno.errorcode.get(err.errno, "") if isinstance(err, OSError) and err.errno else ""
         msg = f"cannot start a worker process: {err!r}" + (f" ({what})" if what else "")
         _log.warning("woflo: %s", msg, exc_info=err)
-        with self._lock:
-            if any(w.takes_jobs() for w in self._workers):
+        st = self._state
+        with st.lock:
+            if any(w.takes_jobs() for w in st.workers):
                 return  # they wait for the live workers instead
-            for job in self._pending:
-                if not job.killed and self._table.pop(job.token, None) is job:
+            for job in st.pending:
+                if st.claim(job):
                     crashed = WorkerCrashed(msg)
                     crashed.__cause__ = err
                     out.append(("d", job.token, False, crashed, None))
-            self._pending.clear()
+            st.pending.clear()
 
     def _more_jobs_than(self, n: int) -> bool:
         # Caller holds the lock. Killed jobs stay queued until dispatch skips
         # them: they must not start workers (after stop() or at shutdown).
-        for job in self._pending:
+        for job in self._state.pending:
             if not job.killed:
                 n -= 1
                 if n < 0:
@@ -174,25 +212,30 @@ class Dispatcher(PoolState):
         return False
 
     def _plan(self) -> list[tuple[Worker, list[Job]]]:
+        # Which worker gets which queued jobs: the least loaded first, each an
+        # even share of the queue, topped up to ``prefetch``.
         plan: list[tuple[Worker, list[Job]]] = []
-        with self._lock:
-            live = sorted((w for w in self._workers if w.takes_jobs()), key=lambda w: len(w.inflight))
+        st = self._state
+        pending = st.pending
+        with st.lock:
+            prefetch = self.prefetch
+            live = sorted((w for w in st.workers if w.takes_jobs()), key=lambda w: len(w.inflight))
             for i, w in enumerate(live):
-                if not self._pending:
+                if not pending:
                     break
-                if len(w.inflight) > self._prefetch // 2:
+                if len(w.inflight) > prefetch // 2:
                     continue  # refill in bulk, not one job at a time
-                share = min(self._prefetch - len(w.inflight), math.ceil(len(self._pending) / (len(live) - i)))
+                share = min(prefetch - len(w.inflight), math.ceil(len(pending) / (len(live) - i)))
                 if w.budget is not None:
                     share = min(share, w.budget)
                 batch: list[Job] = []
-                while self._pending and len(batch) < share:
-                    job = self._pending.popleft()
+                while pending and len(batch) < share:
+                    job = pending.popleft()
                     if not job.killed:
                         job.state = TAKEN
                         batch.append(job)
                 if batch:
-                    self._taken.update(batch)
+                    st.taken.update(batch)
                     plan.append((w, batch))
         return plan
 
@@ -280,7 +323,8 @@ class Dispatcher(PoolState):
         # EOF still tells each worker that the parent is gone.
         if not self._fork:
             return []
-        fds = [self._wake_r, self._wake_w, self._sel.fileno()]
-        for w in self._workers:
+        st = self._state
+        fds = [st.wakeup.r, st.wakeup.w, self._sel.fileno()]
+        for w in st.workers:
             fds += [w.in_w, w.out_r, w.ctl_w]
         return fds

@@ -11,14 +11,18 @@ Results come back one frame per job, as each ends (see ``wire``); the manager
 reads whatever has accumulated in one go, so a busy parent still handles them in
 bulk. Each loop turn collects start and done notices in a list and fires the
 callbacks at the end of the turn, outside the lock.
+
+A part of the pool (see ``state``): it works on the shared ``PoolState`` and
+owns the selector; it asks the dispatcher for nothing but ``dispatch(out)``
+once per turn and ``learn(duration)`` per finished job, and reaches the pool's
+owner only through ``on_start`` and ``on_done``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pickle
+import selectors
 import signal
 import time
 from collections.abc import Callable
@@ -26,9 +30,8 @@ from typing import Any
 
 from woflo._errors import BrokenProcessRunner, SerializationError, WorkerCrashed
 from woflo._process import wire
-from woflo._process.dispatch import Dispatcher
 from woflo._process.handle import Worker
-from woflo._process.state import PENDING, Job
+from woflo._process.state import PENDING, Job, Notice, PoolState, mark_started, start_head
 
 __all__ = ["Manager"]
 
@@ -69,38 +72,77 @@ def _init_failed(payload: bytes, pid: int) -> Callable[[], BaseException]:
     return make
 
 
-class Manager(Dispatcher):
-    """The manager thread's side of the pool; ``_run`` is the thread's target."""
+class Manager:
+    """The manager thread's side of the pool; ``run`` is the thread's target.
+
+    Args:
+        state: the pool's shared state; its wake-up pipe is watched here.
+        sel: the selector the thread waits on; closed, with the wake-up pipe,
+            when ``run`` returns.
+        dispatch: sends queued jobs to workers (``Dispatcher.dispatch``).
+        learn: takes a finished job's duration (``Dispatcher.learn``).
+        idle_timeout, start_timeout: see ``WorkerPool``.
+        on_start, on_done: the owner's callbacks, see ``WorkerPool``.
+    """
+
+    def __init__(
+        self,
+        state: PoolState,
+        sel: selectors.BaseSelector,
+        *,
+        dispatch: Callable[[list[Notice]], None],
+        learn: Callable[[float], None],
+        idle_timeout: float | None,
+        start_timeout: float | None,
+        on_start: Callable[[object, int], None],
+        on_done: Callable[[object, bool, Any, int | None], None],
+    ) -> None:
+        self._state = state
+        self._sel = sel
+        self._dispatch = dispatch
+        self._learn = learn
+        self._idle_timeout = idle_timeout
+        self._start_timeout = start_timeout  # a worker not ready by then is killed: a failed start
+        self._on_start = on_start
+        self._on_done = on_done
+        self._startup_failures = 0
+        # Result pipes are read into this one buffer, reused: a fresh 1 MB
+        # bytes per read would cost a page fault per 4 KiB each time. Made on
+        # first use, so a pool of idle workers does not hold it.
+        self._scratch: memoryview | None = None
+        sel.register(state.wakeup.r, selectors.EVENT_READ, None)
 
     def _read_buffer(self) -> memoryview:
         if self._scratch is None:
             self._scratch = memoryview(bytearray(_SCRATCH))
         return self._scratch
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Serve the workers until the pool is shut down and every worker is reaped; then close."""
+        st, sel, dispatch, fire = self._state, self._sel, self._dispatch, self._fire
         try:
             while True:
                 timeout = self._next_deadline()
-                with self._lock:
-                    self._awake = False
-                    if self._new:
-                        self._new = False
+                with st.lock:
+                    st.awake = False
+                    if st.new:
+                        st.new = False
                         timeout = 0.0
-                out: list[tuple[Any, ...]] = []
-                for key, _ in self._sel.select(timeout):
+                out: list[Notice] = []
+                for key, _ in sel.select(timeout):
                     w = key.data
                     if w is None:
-                        self._drain_wake()
+                        st.wakeup.drain()
                     elif w.dead:
                         continue  # an earlier event of this round reaped it
                     elif key.fd == w.sentinel:
                         self._on_death(w, out)
                     elif key.fd == w.out_r:
-                        self._handle(w, w.read_frames(_BIG, self._sel, self._read_buffer()), out)
+                        self._handle(w, w.read_frames(_BIG, sel, self._read_buffer()), out)
                     else:
-                        w.flush(self._sel)
-                self._dispatch(out)
-                self._fire(out)
+                        w.flush(sel)
+                dispatch(out)
+                fire(out)
                 if self._finished():
                     break
         except BaseException:
@@ -108,11 +150,6 @@ class Manager(Dispatcher):
             raise
         finally:
             self._close()
-
-    def _drain_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wake_r, 4096):
-                pass
 
     def _next_deadline(self) -> float | None:
         # Retires workers idle for idle_timeout and kills those not ready
@@ -122,8 +159,8 @@ class Manager(Dispatcher):
             return None
         now = time.monotonic()
         deadline = None
-        with self._lock:
-            for w in self._workers:
+        with self._state.lock:
+            for w in self._state.workers:
                 if w.stopping or w.dead:
                     continue
                 if w.ready:
@@ -147,44 +184,48 @@ class Manager(Dispatcher):
         return deadline if deadline is None else min(deadline, _MAX_WAIT)
 
     def _finished(self) -> bool:
-        with self._lock:
-            if not self._shutdown or self._pending or self._taken:
+        st = self._state
+        with st.lock:
+            if not st.shutdown or st.pending or st.taken:
                 return False
-            for w in self._workers:
+            for w in st.workers:
                 if not w.ready:
                     # Still starting, so it runs nothing; its initializer may
                     # never end. Jobs it was sent can only be killed ones here
-                    # (live jobs keep _pending or the runner's shutdown waiting).
+                    # (live jobs keep pending or the runner's shutdown waiting).
                     if all(job.killed for job in w.inflight):
                         w.kill_group()
                 elif not w.inflight:
                     w.stop(self._sel)
-            return not self._workers
+            return not st.workers
 
-    def _fire(self, out: list[tuple[Any, ...]]) -> None:
+    def _fire(self, out: list[Notice]) -> None:
+        on_start, on_done = self._on_start, self._on_done
         for item in out:
             try:
                 if item[0] == "s":
                     job = item[1]
                     if not job.killed:
-                        self._on_start(job.token, item[2])
+                        on_start(job.token, item[2])
                 else:
-                    self._on_done(item[1], item[2], item[3], item[4])
+                    on_done(item[1], item[2], item[3], item[4])
             except BaseException:
                 # User code runs here (done-callbacks, event processors): a
                 # SystemExit from it must not end the thread every run needs.
                 _log.exception("woflo: a process pool callback raised")
 
-    def _handle(self, w: Worker, frames: list[tuple[int, int, Any]], out: list[tuple[Any, ...]]) -> None:
+    def _handle(self, w: Worker, frames: list[tuple[int, int, Any]], out: list[Notice]) -> None:
         if not frames:
             return
         now = time.monotonic()
+        st = self._state
+        table, learn = st.table, self._learn
         finished: list[tuple[Job | None, int, Any]] = []
-        with self._lock:
+        with st.lock:
             for kind, _jid, payload in frames:
                 if kind == wire.KIND_READY:
                     w.ready = True
-                    self._ready += 1
+                    st.ready += 1
                     w.idle_since = now
                     self._startup_failures = 0
                 elif kind == wire.KIND_INITIALIZING:
@@ -202,19 +243,20 @@ class Manager(Dispatcher):
                         w.idle_since = now
                         if w.budget == 0:
                             w.stop(self._sel)  # its last job is answered: it exits now whatever it counted
-                    if not head.killed and self._table.pop(head.token, None) is head:
+                    # st.claim(head), inlined: this runs once per job
+                    if not head.killed and table.pop(head.token, None) is head:
                         if not head.started:
-                            self._mark_started(head, w, out, now)
-                        self._learn(now - head.t_start)
+                            mark_started(head, w, out, now)
+                        learn(now - head.t_start)
                         finished.append((head, kind, payload))
-                self._start_head(w, out, now)
+                start_head(w, out, now)
         # Unpickling runs user code (__setstate__): never under the lock.
         for job, kind, payload in finished:
             if job is None:
                 broken = _init_failed(payload, w.pid)
-                with self._lock:
-                    if self._broken is None:
-                        self._broken = broken
+                with st.lock:
+                    if st.broken is None:
+                        st.broken = broken
                 continue
             ok = kind == wire.KIND_OK
             if ok:
@@ -235,12 +277,13 @@ class Manager(Dispatcher):
                     )
             out.append(("d", job.token, ok, value, w.pid))
 
-    def _on_death(self, w: Worker, out: list[tuple[Any, ...]]) -> None:
+    def _on_death(self, w: Worker, out: list[Notice]) -> None:
         self._handle(w, w.read_frames(_BIG, self._sel, self._read_buffer(), drain=True), out)  # written before it died
-        with self._lock:  # reap under the lock: kill() must never signal a reaped pid
+        st = self._state
+        with st.lock:  # reap under the lock: kill() must never signal a reaped pid
             exitcode = w.reap(self._sel)
             w.dead = True
-            self._workers.remove(w)
+            st.workers.remove(w)
             jobs: list[Job] = [job for job in w.inflight if not job.killed]
             head: Job | None = w.inflight[0] if w.inflight else None
             w.inflight.clear()
@@ -252,16 +295,14 @@ class Manager(Dispatcher):
                 pass
             elif w.ready and head is not None and not head.killed:
                 jobs.pop(0)
-                if self._table.pop(head.token, None) is head:
+                if st.claim(head):
                     if not head.started:
-                        self._mark_started(head, w, out, time.monotonic())
+                        mark_started(head, w, out, time.monotonic())
                     how = _describe_exit(exitcode)
                     msg = f"worker pid {w.pid} died ({how}) while running {wire.describe(head.fn)}"
                     out.append(("d", head.token, False, WorkerCrashed(msg, exitcode=exitcode, worker=w.pid), w.pid))
             elif (
-                not w.ready
-                and self._broken is None
-                and (w.expired or exitcode not in (-signal.SIGKILL, -signal.SIGTERM))
+                not w.ready and st.broken is None and (w.expired or exitcode not in (-signal.SIGKILL, -signal.SIGTERM))
             ):
                 # A worker killed from outside while starting says nothing about
                 # the pool; one that keeps failing to start would loop forever.
@@ -272,30 +313,29 @@ class Manager(Dispatcher):
                     else:
                         why = f"the last died with {_describe_exit(exitcode)}"
                     msg = f"{self._startup_failures} worker processes in a row failed to start ({why})"
-                    self._broken = lambda: BrokenProcessRunner(msg)
+                    st.broken = lambda: BrokenProcessRunner(msg)
             if w.ready:
-                self._ready -= 1
+                st.ready -= 1
             for job in reversed(jobs):  # never started: back to the front, in order
                 job.state = PENDING
                 job.started = False
                 job.worker = None
-                self._pending.appendleft(job)
+                st.pending.appendleft(job)
             if jobs:
-                self._new = True
+                st.new = True
         w.close()
 
     def _close(self) -> None:
-        with self._lock:
-            workers = list(self._workers)
+        st = self._state
+        with st.lock:
+            workers = list(st.workers)
         for w in workers:  # only after an internal error: normally none is left
-            with self._lock:
+            with st.lock:
                 w.kill_group()
                 w.reap(self._sel)
                 w.dead = True
-                self._workers.remove(w)
+                st.workers.remove(w)
             w.close()
-        with self._lock:
+        with st.lock:
             self._sel.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_w = -1
+            st.wakeup.close()

@@ -1,30 +1,33 @@
 """The process pool's public face: ``WorkerPool``, its arguments, its lifecycle.
 
-``WorkerPool`` is the one object; its behaviour is layered over four modules,
-each adding methods to the same instance, so the hot paths stay plain
-attribute lookups on ``self`` with no extra call per job:
+``WorkerPool`` composes parts with one responsibility each (the way CPython's
+``ProcessPoolExecutor`` hands its shared work items to an
+``_ExecutorManagerThread``), wired together here and nowhere else:
 
-* ``state``: the job record and the state shared under the pool lock;
-* ``dispatch``: starting workers, batching, pickling, prefetch, start estimation;
-* ``manager``: the manager thread's loop, results, worker deaths, cleanup;
-* ``pool`` (here): argument checks, ``submit``/``kill``/``shutdown``/``pids``,
-  starting the manager thread, and shutting every pool down at interpreter exit.
-
-Only the methods defined here run on the callers' threads.
+* ``PoolState`` (``state``): the jobs, workers and flags shared under the pool lock;
+* ``Dispatcher`` (``dispatch``): starts workers, plans, pickles and sends batches;
+* ``Manager`` (``manager``): the manager thread: its selector, results, worker
+  deaths, timers, callbacks, final cleanup; it calls the dispatcher only through
+  ``dispatch`` and ``learn``;
+* ``WorkerPool`` (here): argument checks, ``submit``/``kill``/``shutdown``/``pids``
+  on the callers' threads, starting the manager thread, and shutting every pool
+  down at interpreter exit.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import selectors
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from woflo._process import wire
+from woflo._process.dispatch import Dispatcher
 from woflo._process.manager import Manager
-from woflo._process.state import SENT, Job
+from woflo._process.state import SENT, Job, PoolState
 
 __all__ = ["WorkerPool"]
 
@@ -37,7 +40,7 @@ def _shutdown_all() -> None:
         pool.shutdown(wait=True, kill=True)
 
 
-class WorkerPool(Manager):
+class WorkerPool:
     """A pool of worker processes that runs jobs and reports through two callbacks.
 
     A private mechanism: it knows nothing of futures, retries or events. Each job
@@ -106,17 +109,29 @@ class WorkerPool(Manager):
             from loky.backend.context import get_context
 
             ctx = get_context(start_method)
-        super().__init__(
+        init = wire.dumps_task((initializer, initargs)) if initializer is not None else None
+        self._has_init = init is not None
+        self._state = state = PoolState()
+        sel = selectors.DefaultSelector()
+        self._dispatcher = dispatcher = Dispatcher(
+            state,
+            sel,
             ctx=ctx,
             fork=start_method == "fork",
-            init=wire.dumps_task((initializer, initargs)) if initializer is not None else None,
+            init=init,
             max_workers=max_workers,
             max_tasks=max_tasks_per_child,
+            on_sent=on_sent,
+        )
+        self._manager = Manager(
+            state,
+            sel,
+            dispatch=dispatcher.dispatch,
+            learn=dispatcher.learn,
             idle_timeout=idle_timeout,
             start_timeout=start_timeout,
             on_start=on_start,
             on_done=on_done,
-            on_sent=on_sent,
         )
         self._pid = os.getpid()  # a "fork" worker inherits a copy of this pool: not its own
         self._thread = threading.Thread(target=self._run, name="woflo-pool-manager", daemon=True)
@@ -133,19 +148,20 @@ class WorkerPool(Manager):
             ValueError: ``token`` already names a live job.
         """
         job = Job(token, fn, args, kwargs)
-        with self._lock:
-            if self._shutdown:
+        st = self._state
+        with st.lock:
+            if st.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            broken = self._broken
+            broken = st.broken
             if broken is None:
-                if token in self._table:
+                if token in st.table:
                     raise ValueError(f"token {token!r} is already in use")
-                self._table[token] = job
-                self._pending.append(job)
-                self._new = True
-                if not self._awake:
-                    self._awake = True
-                    self._poke()
+                st.table[token] = job
+                st.pending.append(job)
+                st.new = True
+                if not st.awake:
+                    st.awake = True
+                    st.wakeup.poke()
                 return
         raise broken()  # made outside the lock: it unpickles the initializer's exception
 
@@ -157,8 +173,8 @@ class WorkerPool(Manager):
         delivered on the manager thread at that moment. A job prefetched by a
         worker but not started is cancelled there without killing the worker.
         """
-        with self._lock:
-            job = self._table.pop(token, None)
+        with self._state.lock:
+            job = self._state.table.pop(token, None)
             if job is None:
                 return False
             job.killed = True
@@ -184,26 +200,27 @@ class WorkerPool(Manager):
         every worker is reaped and every fd closed.
         """
         dropped: list[object] = []
-        with self._lock:
-            if not self._shutdown:
-                self._shutdown = True
-                self._drain = drain
+        st = self._state
+        with st.lock:
+            if not st.shutdown:
+                st.shutdown = True
+                st.drain = drain
                 if not drain:
-                    for job in [*self._taken, *self._pending]:
-                        if not job.killed and self._table.pop(job.token, None) is job:
+                    for job in [*st.taken, *st.pending]:
+                        if st.claim(job):
                             job.killed = True
                             dropped.append(job.token)
-                    self._pending.clear()
+                    st.pending.clear()
             if kill:
-                for w in self._workers:
+                for w in st.workers:
                     if w.inflight:
                         for job in w.inflight:
                             if not job.killed:
                                 job.killed = True
-                                self._table.pop(job.token, None)
+                                st.table.pop(job.token, None)
                         w.kill_group()
-            self._new = True
-            self._poke()
+            st.new = True
+            st.wakeup.poke()
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
         return dropped
@@ -215,7 +232,7 @@ class WorkerPool(Manager):
     @property
     def broken(self) -> Callable[[], BaseException] | None:
         """``None``, or once the pool gave up starting workers, what makes its error."""
-        return self._broken
+        return self._state.broken
 
     @property
     def starting(self) -> bool:
@@ -223,7 +240,7 @@ class WorkerPool(Manager):
 
         Read without the lock: a hint, exact only on the manager thread.
         """
-        return self._ready <= 0
+        return self._state.ready <= 0
 
     def waiting_since(self) -> float | None:
         """When the wait for a worker began, as far as the initializer is to blame.
@@ -233,24 +250,27 @@ class WorkerPool(Manager):
         yet (the interpreter is starting); otherwise the earliest
         ``time.monotonic()`` at which a starting worker began its initializer.
         """
-        with self._lock:
-            if self._ready > 0:
+        st = self._state
+        with st.lock:
+            if st.ready > 0:
                 return None
-            starts = [w.init_since for w in self._workers if not w.dead and w.init_since is not None]
+            starts = [w.init_since for w in st.workers if not w.dead and w.init_since is not None]
             return min(starts) if starts else None
 
     @property
     def has_initializer(self) -> bool:
         """Whether new workers run an initializer before taking jobs."""
-        return self._init is not None
+        return self._has_init
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
-        with self._lock:
-            return [w.pid for w in self._workers if not w.dead]
+        with self._state.lock:
+            return [w.pid for w in self._state.workers if not w.dead]
 
-    def _close(self) -> None:
-        # The manager thread's last act: after it, atexit has nothing to wait for.
-        super()._close()
-        _live_pools.discard(self)
+    def _run(self) -> None:
+        # The manager thread's target.
+        try:
+            self._manager.run()
+        finally:  # its last act: after it, atexit has nothing to wait for
+            _live_pools.discard(self)

@@ -1,13 +1,28 @@
-"""What the callers' threads and the pool's manager thread share: jobs, queue, workers, flags.
+"""What the parts of the pool share: the job record, the wake-up pipe, and the state under the pool lock.
 
-Everything here is read and written under ``PoolState._lock``, except what only
-the manager thread touches (marked below). The manager never holds the lock
-while it pickles, unpickles, starts a process or runs a callback: user code
-never runs under it, and ``submit`` never waits for a pickle.
+The pool is made of parts with one responsibility each, composed by
+``WorkerPool`` (``pool``), as CPython's ``ProcessPoolExecutor`` shares its work
+items between the executor and its ``_ExecutorManagerThread``:
+
+* ``PoolState`` (here): plain shared data, no policy;
+* ``Dispatcher`` (``dispatch``): how queued jobs reach workers;
+* ``Manager`` (``manager``): the manager thread: events, results, deaths, timers;
+* ``WorkerPool`` (``pool``): the callers' side: ``submit``, ``kill``, ``shutdown``.
+
+Every field of ``PoolState`` is read and written under ``PoolState.lock``
+unless its comment says otherwise. The manager never holds the lock while it
+pickles, unpickles, starts a process or runs a callback: user code never runs
+under it, and ``submit`` never waits for a pickle.
 
 A job moves PENDING (queued) -> TAKEN (popped, being pickled outside the lock)
 -> SENT (in a worker's FIFO). A worker that dies puts its never-started jobs
-back to PENDING, at the front of the queue.
+back to PENDING, at the front of the queue. Whoever ends a live job pops it
+from ``PoolState.table`` first (``claim``): a job is ended once.
+
+The manager thread collects what a loop turn decided as notices, fired as
+callbacks at the end of the turn, outside the lock: ``("s", job, pid)`` (the
+job started, by the pool's estimate) and ``("d", token, ok, value, pid)`` (it
+ended; ``pid`` is None if it never reached a worker).
 """
 
 from __future__ import annotations
@@ -15,16 +30,17 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import selectors
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from woflo._process.handle import Worker
 
-__all__ = ["PENDING", "SENT", "TAKEN", "Job", "PoolState"]
+__all__ = ["PENDING", "SENT", "TAKEN", "Job", "Notice", "PoolState", "Wakeup", "mark_started", "start_head"]
 
 PENDING, TAKEN, SENT = 0, 1, 2
+
+Notice = tuple[Any, ...]  # ("s", job, pid) or ("d", token, ok, value, pid)
 
 
 class Job:
@@ -37,77 +53,87 @@ class Job:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.jid = 0
+        self.jid = 0  # set when pickled for a worker
         self.state = PENDING
-        self.killed = False
-        self.started = False
+        self.killed = False  # ended by kill() or shutdown(): never reported
+        self.started = False  # its "s" notice is out
         self.t_start = 0.0
-        self.worker: Worker | None = None
+        self.worker: Worker | None = None  # the worker whose FIFO holds it (SENT)
+
+
+class Wakeup:
+    """The pipe that wakes the manager thread from its ``select``.
+
+    ``poke`` is called by any thread under the pool lock; ``drain`` and
+    ``close`` by the manager thread (``close`` under the lock, so that no
+    ``poke`` writes to a closed, possibly reused, fd).
+    """
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def poke(self) -> None:
+        """Make the manager's next (or current) ``select`` return."""
+        if self.w >= 0:
+            with contextlib.suppress(OSError):  # full: the manager is awake anyway
+                os.write(self.w, b"x")
+
+    def drain(self) -> None:
+        """Empty the pipe (manager thread), so the next ``select`` can sleep."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.r, 4096):
+                pass
+
+    def close(self) -> None:
+        """Close both ends; later pokes do nothing. Call under the pool lock."""
+        os.close(self.r)
+        os.close(self.w)
+        self.w = -1
 
 
 class PoolState:
-    """The pool's configuration and shared state; dispatch and manager add behaviour, not state."""
+    """The jobs, workers and flags shared by the callers' threads and the manager thread.
 
-    def __init__(
-        self,
-        *,
-        ctx: Any,
-        fork: bool,
-        init: bytes | None,
-        max_workers: int,
-        max_tasks: int | None,
-        idle_timeout: float | None,
-        start_timeout: float | None,
-        on_start: Callable[[object, int], None],
-        on_done: Callable[[object, bool, Any, int | None], None],
-        on_sent: Callable[[list[object]], list[int]] | None = None,
-    ) -> None:
-        self._ctx = ctx
-        self._fork = fork
-        self._init = init  # cloudpickled (initializer, initargs), or None
-        self._max_workers = max_workers
-        self._max_tasks = max_tasks
-        self._idle_timeout = idle_timeout
-        self._start_timeout = start_timeout  # a worker not ready by then is killed: a failed start
-        self._on_start = on_start
-        self._on_done = on_done
-        self._on_sent = on_sent
+    Data only, and the one rule every part follows to end a job (``claim``).
+    """
 
-        self._lock = threading.Lock()
-        self._pending: collections.deque[Job] = collections.deque()
-        self._taken: set[Job] = set()  # popped from pending, being pickled
-        self._table: dict[object, Job] = {}  # live jobs by token: popped once, by whoever ends the job
-        self._workers: list[Worker] = []
-        self._shutdown = False
-        self._drain = False
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: collections.deque[Job] = collections.deque()  # queued, in order
+        self.taken: set[Job] = set()  # popped from pending, being pickled
+        self.table: dict[object, Job] = {}  # live jobs by token: popped once, by whoever ends the job
+        self.workers: list[Worker] = []  # live workers, not yet reaped
+        self.shutdown = False
+        self.drain = False  # shutdown(drain=True): queued jobs still run
         # Set once the pool gives up starting workers: makes the error every
         # later job fails with, a fresh one each time (one exception object
         # raised in many threads grows one shared traceback: CPython gh-101267).
-        self._broken: Callable[[], BaseException] | None = None
-        self._ready = 0  # live workers whose initializer finished; read without the lock as a hint
-        self._awake = False  # the manager will look at the queue without a poke
-        self._new = False  # submissions since the manager last looked
-        # Manager thread only.
-        self._next_jid = 1
-        self._startup_failures = 0
-        # One job per worker until a job has finished: a job of unknown length
-        # must not be queued behind another while a worker sits idle.
-        self._prefetch = 1
-        self._avg = 0.0
-        self._fn_cache: tuple[object, bytes] = (None, b"")
-        # Result pipes are read into this one buffer, reused: a fresh 1 MB
-        # bytes per read would cost a page fault per 4 KiB each time. Made on
-        # first use, so a pool of idle workers does not hold it.
-        self._scratch: memoryview | None = None
+        self.broken: Callable[[], BaseException] | None = None
+        self.ready = 0  # live workers whose initializer finished; read without the lock as a hint
+        self.awake = False  # the manager will look at the queue without a poke
+        self.new = False  # the queue changed since the manager last looked
+        self.wakeup = Wakeup()
 
-        self._sel = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+    def claim(self, job: Job) -> bool:
+        """Whether the caller ends ``job``: it was live, and is now out of the table. Hold the lock."""
+        return not job.killed and self.table.pop(job.token, None) is job
 
-    def _poke(self) -> None:
-        # Called under the lock, so the manager cannot close the pipe meanwhile.
-        if self._wake_w >= 0:
-            with contextlib.suppress(OSError):  # full: the manager is awake anyway
-                os.write(self._wake_w, b"x")
+
+def mark_started(job: Job, w: Worker, out: list[Notice], now: float) -> None:
+    """Note that ``job`` began on ``w`` at ``now``. Hold the lock."""
+    job.started = True
+    job.t_start = now
+    out.append(("s", job, w.pid))
+
+
+def start_head(w: Worker, out: list[Notice], now: float) -> None:
+    """Note that the head of ``w``'s FIFO began, if it just did. Hold the lock.
+
+    A worker runs its FIFO in order, so the head starts when the previous result
+    arrives or when a job reaches an idle, ready worker. Not on a doomed worker:
+    its jobs go back to the queue when it dies.
+    """
+    if w.ready and w.inflight and not w.inflight[0].started and not w.doomed:
+        mark_started(w.inflight[0], w, out, now)
