@@ -44,8 +44,9 @@ def test_shutdown_leaves_no_process_fd_or_thread(method: str, tmp_path: Path) ->
     wait_for_file(str(tmp_path / "s"), 30)
     stopped.stop()
     last = r.submit(funcs.sleep_then, 0.2, "last")
+    # The stopped run's worker is gone; its replacement starts for the last run.
+    wait_for(lambda: r.worker_pids, 30, "a worker for the last run")
     workers = set(r.worker_pids)
-    assert workers
     r.shutdown(wait=True)
     assert last.result(0) == "last"
 
