@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,20 @@ async def wait_for_async(predicate: Callable[[], object], timeout: float = 10.0,
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.001)
+
+
+def generous(seconds: float, cap: float = 20.0) -> float:
+    """``seconds`` scaled by how slow this machine is right now, for a time limit a task must beat.
+
+    A test whose task must reach a point before its own timeout (to show the
+    timeout kills what it started) cannot use a fixed number: on a loaded
+    machine starting a process alone can take longer. The scale is how long
+    an interpreter takes to start now against 50 ms (a quiet machine's), at
+    least 1; the result is at most ``cap`` seconds.
+    """
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-S", "-c", "pass"], check=True)
+    return min(cap, seconds * max(1.0, (time.monotonic() - t0) / 0.05))
 
 
 def gone(pid: int) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 import funcs
 import pytest
 from funcs import crash
-from helpers import gone, wait_for, wait_for_file, wait_gone, wait_running
+from helpers import generous, gone, wait_for, wait_for_file, wait_gone, wait_running
 
 import woflo
 from woflo import AttemptTimeout, ProcessRunner, SerializationError, WorkerCrashed
@@ -211,7 +211,7 @@ def test_timeout_kills_the_worker_counts_as_a_failure_and_retries(runner: Proces
     # Slow on the first attempt only: the timeout kills it, the retry succeeds.
     counter = files("count")
     slow_once = woflo.task(funcs.fail_times, timeout=1.0, retries=1)
-    hang = woflo.task(funcs.block, timeout=1.0)
+    hang = woflo.task(funcs.block, timeout=generous(1.0))
 
     run = runner.submit(hang, files("h.started"), files("never"))
     wait_for_file(files("h.started"), 30)
@@ -231,7 +231,8 @@ def test_timeout_kills_the_worker_counts_as_a_failure_and_retries(runner: Proces
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["stop", "timeout"])
 def test_stop_and_timeout_kill_the_task_children(runner: ProcessRunner, files: Any, how: str) -> None:
-    fn = woflo.task(spawn_child_then_block, timeout=1.5) if how == "timeout" else spawn_child_then_block
+    # The task must start its child before its timeout: a limit that scales with the load.
+    fn = woflo.task(spawn_child_then_block, timeout=generous(1.5)) if how == "timeout" else spawn_child_then_block
     run = runner.submit(fn, files("child"), files("started"), files("never"))
     wait_for_file(files("started"), 30)
     worker = int(Path(files("started")).read_text())
