@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from woflo._looprun import LoopTaskRun, running_loop_here
 from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
-from woflo._shared import shared_runner
+from woflo._shared import shared_runner, untrack
 from woflo.runners.thread import ThreadRunner
 
 if TYPE_CHECKING:
@@ -217,7 +217,28 @@ class AsyncRunner(Runner):
         if running_loop_here(loop) is loop:
             self._admit(attempt)
         else:
+            if not _is_async(attempt.fn):
+                self._reserve_thread()
             loop.call_soon_threadsafe(self._admit, attempt)
+
+    def _reserve_thread(self) -> None:
+        # A plain function submitted from outside the loop gets a thread now,
+        # in the submitting thread, as ThreadPoolExecutor.submit starts one:
+        # on the loop it may only be started after the main thread has
+        # finished, and Python 3.12 refuses to start threads at interpreter
+        # shutdown ("can't create new thread at interpreter shutdown"), which
+        # failed the very run that the exit hook was waiting for. The new
+        # thread waits for work, so it counts as idle: the attempt, once
+        # admitted, takes it instead of starting another. At most
+        # max_workers threads, as ever; an idle one is not looked for, since
+        # other admitted attempts may take it first.
+        threads = self._thread_runner()
+        before = threads._count
+        threads._grow()
+        if threads._count != before:
+            # A token too many (a concurrent submit grew one meanwhile) can
+            # only happen at max_workers threads, where none is started anyway.
+            threads._idle.append(None)
 
     def _admit(self, attempt: Attempt) -> None:
         if attempt.settled:
@@ -332,6 +353,11 @@ class AsyncRunner(Runner):
             if self._threads is None:
                 threads = ThreadRunner(thread_name_prefix=f"woflo-async-{id(self):x}")
                 threads._mute_events()  # this runner reports the attempts itself
+                # Closed by this runner's _close, after its runs: the exit
+                # hook must not shut it down on its own, before a run of
+                # this runner that is still queued on the loop reaches it
+                # ("cannot schedule new futures after shutdown").
+                untrack(threads)
                 self._threads = threads
             return self._threads
 
