@@ -25,15 +25,37 @@ from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["EVENTS", "Emitter", "event_line", "events_switch", "stdlib_switch"]
+from woflo import _fastpath
+
+__all__ = ["EVENTS", "FAST", "Emitter", "event_line", "events_switch", "stdlib_switch"]
 
 # A lazy proxy: it follows structlog's configuration as it is at each call
 # (and becomes a plain bound logger when the configuration caches loggers).
 _logger = structlog.get_logger("woflo")
 
-# structlog's configuration object (private): read to tell when the
-# configuration changed, see _current_logger.
-_CONFIG: Any = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+# The fields of structlog's private configuration object that woflo reads
+# (pinned by tests/test_canaries.py).
+_CONFIG_FIELDS = ("default_processors", "default_wrapper_class", "logger_factory", "default_context_class")
+
+
+def _structlog_config() -> Any:
+    """structlog's configuration object (private), or None if it is not as expected."""
+    config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+    if config is None or not isinstance(getattr(config, "is_configured", None), bool):
+        return None
+    if not all(hasattr(config, name) for name in _CONFIG_FIELDS):
+        return None
+    return config
+
+
+# structlog's configuration object: read to tell when the configuration
+# changed (see _current_logger) and whether it is configured (see
+# events_switch). None with WOFLO_NO_FAST_PATHS=1 (woflo._fastpath) or if
+# structlog's layout changed: then woflo uses structlog's public API only,
+# the lazy proxy and structlog.is_configured().
+_CONFIG: Any = _structlog_config() if _fastpath.ENABLED else None
+#: Whether the fast paths of this module are on.
+FAST: bool = _CONFIG is not None
 _bound: tuple[tuple[Any, ...], Any] | None = None
 
 
@@ -50,15 +72,14 @@ def _current_logger() -> Any:
     """
     global _bound
     config = _CONFIG
-    try:
-        key = (
-            config.default_processors,
-            config.default_wrapper_class,
-            config.logger_factory,
-            config.default_context_class,
-        )
-    except AttributeError:  # structlog without that object: follow the proxy
+    if config is None:  # the fallback: follow the proxy
         return _logger
+    key = (
+        config.default_processors,
+        config.default_wrapper_class,
+        config.logger_factory,
+        config.default_context_class,
+    )
     bound = _bound
     if bound is not None:
         old = bound[0]
@@ -84,7 +105,7 @@ def structlog_switch() -> Any:
     a call to ``structlog.is_configured()`` would cost a function call each
     time. Falls back to that call if structlog ever stops having the object.
     """
-    if _CONFIG is not None and isinstance(getattr(_CONFIG, "is_configured", None), bool):
+    if _CONFIG is not None:
         return _CONFIG
     return _AskStructlog()
 

@@ -21,6 +21,17 @@ What the protocol means for a run, from where it is called:
   cancelled (`TaskRun.stop` ends a running one).
 - ``get_loop()`` is the caller's running loop, or the runner's loop outside
   any: a run can be gathered from another event loop too.
+
+asyncio's future protocol is private: ``asyncio.isfuture`` looks for the
+class attribute ``_asyncio_future_blocking``, and ``gather`` calls
+``_make_cancelled_error()`` on a cancelled child (and reads
+``_cancel_message`` on 3.10). Asking which loop runs in this thread is faster
+through ``loop._thread_id`` and ``asyncio._get_running_loop()``. All of it is
+pinned by ``tests/test_canaries.py``. Without it, or with
+``WOFLO_NO_FAST_PATHS=1`` (`woflo._fastpath`), a run is not an asyncio future
+(`FAST` is false): asyncio wraps it in a Task through ``TaskRun.__await__``,
+the public way, which costs a Task per run and keeps every behaviour above;
+and the running loop is asked with ``asyncio.get_running_loop()``.
 """
 
 from __future__ import annotations
@@ -29,36 +40,74 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import Callable
 from concurrent.futures import CancelledError
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, LOGGER
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from threading import get_ident
 from typing import Any, TypeVar
 
+from woflo import _fastpath
 from woflo._condition import RunCondition
 from woflo._taskrun import _OVER, TaskRun
 
-__all__ = ["LoopTaskRun", "RunCancelled", "running_loop_here"]
+__all__ = ["FAST", "LoopTaskRun", "RunCancelled", "running_loop", "running_loop_here"]
 
 T = TypeVar("T")
 
-_get_running_loop = asyncio._get_running_loop
 _allocate_lock = _thread.allocate_lock
+# concurrent.futures' logger (what Future uses for a failing callback).
+_LOGGER = logging.getLogger("concurrent.futures")
 
 
-def running_loop_here(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
-    """The event loop running in this thread, asking ``loop`` first.
+def _running_loop_public() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None: public API only (the fallback)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
-    ``asyncio._get_running_loop()`` makes a ``getpid()`` system call on every
-    call (Python 3.11); asyncio's own loops record the thread they run in, so
-    the common question, "is this the runner's loop thread?", costs a compare.
-    """
+
+def _speaks_future_protocol() -> bool:
+    """Whether asyncio takes an object whose class has ``_asyncio_future_blocking`` for a future."""
+
+    class Probe:
+        _asyncio_future_blocking = False
+
+    return asyncio.isfuture(Probe())
+
+
+#: Whether the fast paths of this module are on: runs are asyncio futures,
+#: and the running loop is found through asyncio's private helpers.
+FAST: bool = _fastpath.ENABLED and callable(getattr(asyncio, "_get_running_loop", None)) and _speaks_future_protocol()
+
+#: The event loop running in this thread, or None.
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = (
+    asyncio._get_running_loop if FAST else _running_loop_public
+)
+
+
+def _running_loop_here_fast(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+    # asyncio._get_running_loop() makes a getpid() system call on every call
+    # (Python 3.11); asyncio's own loops record the thread they run in, so
+    # the common question, "is this the runner's loop thread?", costs a compare.
     try:
         if loop._thread_id == get_ident():  # type: ignore[attr-defined]
             return loop
     except AttributeError:  # a loop implementation without _thread_id
         pass
-    return _get_running_loop()
+    return running_loop()
+
+
+def _running_loop_here_public(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop | None:
+    return _running_loop_public()
+
+
+#: ``running_loop_here(loop)``: the event loop running in this thread (or
+#: None), asking ``loop`` first.
+running_loop_here: Callable[[asyncio.AbstractEventLoop], asyncio.AbstractEventLoop | None] = (
+    _running_loop_here_fast if FAST else _running_loop_here_public
+)
 
 
 class RunCancelled(asyncio.CancelledError, CancelledError):
@@ -110,15 +159,13 @@ class LoopTaskRun(TaskRun[T]):
         >>> async def main() -> list[int]:
         ...     runner = AsyncRunner(loop=asyncio.get_running_loop())
         ...     runs = [runner.submit(asyncio.sleep, 0, n) for n in range(3)]
-        ...     assert asyncio.isfuture(runs[0])  # gather takes it as it is
-        ...     return await asyncio.gather(*runs)
+        ...     return await asyncio.gather(*runs)  # takes the runs as they are
         >>> asyncio.run(main())
         [0, 1, 2]
     """
 
-    # asyncio.isfuture() looks for this class attribute.
-    _asyncio_future_blocking = False
-    # What gather reads on a cancelled child, and what asyncio.shield (3.14)
+    # asyncio.isfuture() looks for the class attribute _asyncio_future_blocking:
+    # set below, on the fast path only. What gather reads on a cancelled child, and what asyncio.shield (3.14)
     # reads when it logs a late failure: asyncio futures' attributes.
     _cancel_message: str | None = None
     _source_traceback: Any = None
@@ -250,7 +297,7 @@ class LoopTaskRun(TaskRun[T]):
             try:
                 callback(self)
             except Exception:
-                LOGGER.exception("exception calling callback for %r", self)
+                _LOGGER.exception("exception calling callback for %r", self)
 
     def _invoke_callbacks_at_end(self) -> None:
         # The run succeeded or failed on its loop's thread, at the very end of
@@ -319,6 +366,11 @@ class LoopTaskRun(TaskRun[T]):
         return RunCancelled(self._cancel_message)
 
     _cancelled_error = _make_cancelled_error
+
+
+if FAST:
+    # An asyncio future: gather, wait, shield... take a run as it is.
+    LoopTaskRun._asyncio_future_blocking = False  # type: ignore[attr-defined]
 
 
 def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:
