@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from woflo import _fastpath
+from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 
 __all__ = ["FAST", "FastRunCondition", "PlainRunCondition", "RunCondition"]
 
@@ -142,7 +142,7 @@ def _rlock_has_condition_hooks() -> bool:
 
 
 #: Whether `RunCondition` is the fast `FastRunCondition`.
-FAST: bool = _fastpath.ENABLED and _rlock_has_condition_hooks()
+FAST: bool = _FAST_PATHS_ALLOWED and _rlock_has_condition_hooks()
 
 if TYPE_CHECKING:
     # For the type checker, one class: PlainRunCondition has the same

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from woflo import _fastpath
+from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 
 __all__ = ["EVENTS", "FAST", "Emitter", "event_line", "events_switch", "stdlib_switch"]
 
@@ -53,7 +53,7 @@ def _structlog_config() -> Any:
 # events_switch). None with WOFLO_NO_FAST_PATHS=1 (woflo._fastpath) or if
 # structlog's layout changed: then woflo uses structlog's public API only,
 # the lazy proxy and structlog.is_configured().
-_CONFIG: Any = _structlog_config() if _fastpath.ENABLED else None
+_CONFIG: Any = _structlog_config() if _FAST_PATHS_ALLOWED else None
 #: Whether the fast paths of this module are on.
 FAST: bool = _CONFIG is not None
 _bound: tuple[tuple[Any, ...], Any] | None = None

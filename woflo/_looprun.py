@@ -47,8 +47,8 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from threading import get_ident
 from typing import Any, TypeVar
 
-from woflo import _fastpath
 from woflo._condition import RunCondition
+from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 from woflo._taskrun import _OVER, TaskRun
 
 __all__ = ["FAST", "LoopTaskRun", "RunCancelled", "running_loop", "running_loop_here"]
@@ -79,7 +79,7 @@ def _speaks_future_protocol() -> bool:
 
 #: Whether the fast paths of this module are on: runs are asyncio futures,
 #: and the running loop is found through asyncio's private helpers.
-FAST: bool = _fastpath.ENABLED and callable(getattr(asyncio, "_get_running_loop", None)) and _speaks_future_protocol()
+FAST: bool = _FAST_PATHS_ALLOWED and callable(getattr(asyncio, "_get_running_loop", None)) and _speaks_future_protocol()
 
 #: The event loop running in this thread, or None.
 running_loop: Callable[[], asyncio.AbstractEventLoop | None] = (
