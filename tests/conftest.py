@@ -36,9 +36,13 @@ def make(kind: RunnerKind) -> Iterator[Any]:
 # Tests of a fast path itself (see woflo/_fastpath.py), skipped when its
 # fallback is in use (WOFLO_NO_FAST_PATHS=1, as in CI's second pass).
 def _fast_path_only() -> dict[str, bool]:
-    from woflo import _looprun
+    from woflo import _fastpath, _looprun
 
-    return {"tests/test_looprun.py::test_a_run_is_an_asyncio_future_that_gather_takes_as_it_is": _looprun.FAST}
+    return {
+        "tests/test_looprun.py::test_a_run_is_an_asyncio_future_that_gather_takes_as_it_is": _looprun.FAST,
+        # The canary of the stdlib logging gate: asserts the fast gate is in use.
+        "tests/test_log_bridge.py::test_the_gate_is_the_woflo_loggers_level_cache": _fastpath.ENABLED,
+    }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

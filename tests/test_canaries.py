@@ -65,7 +65,7 @@ async def main():
         runner.shutdown(wait=False)
 
 is_future, gathered = asyncio.run(main())
-switch = _events.events_switch()
+switch = _events.structlog_switch()
 print(json.dumps({
     "enabled": _fastpath.ENABLED,
     "condition": _condition.RunCondition.__name__,
@@ -74,6 +74,7 @@ print(json.dumps({
     "running_loop": getattr(_looprun.running_loop, "__name__", "?"),
     "events": _events.FAST,
     "switch": "structlog's _CONFIG" if switch is structlog._config._CONFIG else type(switch).__name__,
+    "stdlib_switch": type(_events.stdlib_switch()).__name__,
     "run_is_asyncio_future": is_future,
     "gathered": gathered,
 }))
@@ -87,6 +88,7 @@ FAST_SELECTION = {
     "running_loop": "_get_running_loop",
     "events": True,
     "switch": "structlog's _CONFIG",
+    "stdlib_switch": "_StdlibGate",
     "run_is_asyncio_future": True,
     "gathered": [5],
 }
@@ -98,6 +100,7 @@ PLAIN_SELECTION = {
     "running_loop": "_running_loop_public",
     "events": False,
     "switch": "_AskStructlog",
+    "stdlib_switch": "_AskLogging",
     "run_is_asyncio_future": False,
     "gathered": [5],
 }
@@ -132,7 +135,8 @@ def test_this_process_uses_what_the_variable_says() -> None:
     assert _fastpath.ENABLED is enabled
     assert _condition.FAST is _looprun.FAST is _events.FAST is enabled
     assert _condition.RunCondition is (FastRunCondition if enabled else PlainRunCondition)
-    assert (_events.events_switch() is _events._CONFIG) is enabled
+    assert (_events.structlog_switch() is _events._CONFIG) is enabled
+    assert (type(_events.stdlib_switch()).__name__ == "_StdlibGate") is enabled
 
     async def main() -> bool:
         runner = AsyncRunner(loop=asyncio.get_running_loop())
@@ -500,14 +504,14 @@ def test_structlog_config_object_has_the_fields_woflo_reads(structlog_reset: Non
     structlog.reset_defaults()
     canary(
         config.is_configured is False and structlog.is_configured() is False,
-        "woflo/_events.py (events_switch)",
+        "woflo/_events.py (structlog_switch)",
         "_CONFIG.is_configured is False after structlog.reset_defaults()",
     )
     processors: list[Any] = [structlog.processors.KeyValueRenderer()]
     structlog.configure(processors=processors)
     canary(
         config.is_configured is True and config.default_processors is processors,
-        "woflo/_events.py (events_switch, _current_logger)",
+        "woflo/_events.py (structlog_switch, _current_logger)",
         "configure(processors=p) sets _CONFIG.is_configured and makes _CONFIG.default_processors p itself",
     )
     public = structlog.get_config()

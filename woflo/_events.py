@@ -18,7 +18,6 @@ The names and fields are public API; `docs/events.md` documents them.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 from typing import Any, Protocol
@@ -168,10 +167,6 @@ def _stdlib_level_enabled() -> bool:
     return bool(stdlib_logger.manager.disable < _INFO and stdlib_logger.getEffectiveLevel() <= _INFO)
 
 
-def _fast_paths_allowed() -> bool:
-    return not os.environ.get("WOFLO_NO_FAST_PATHS")
-
-
 # The logging module's private pieces the fast gate relies on: each logger's
 # level cache (a dict that logging clears, never replaces) and the module lock
 # it fills that cache under. Pinned by tests/test_log_bridge.py's canary.
@@ -180,7 +175,7 @@ _level_cache: Any = getattr(stdlib_logger, "_cache", None)
 
 
 def _make_stdlib_gate() -> Any:
-    if _fast_paths_allowed() and type(_level_cache) is dict and hasattr(_logging_lock, "__enter__"):
+    if _FAST_PATHS_ALLOWED and type(_level_cache) is dict and hasattr(_logging_lock, "__enter__"):
         gate = _StdlibGate()
         gate.__dict__ = _level_cache
         return gate
