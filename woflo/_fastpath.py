@@ -3,7 +3,8 @@
 Three modules go faster by relying on private details of another project:
 `woflo._condition` (the C ``RLock``'s ``_release_save``/``_acquire_restore``),
 `woflo._looprun` (asyncio's future protocol, ``loop._thread_id``,
-``asyncio._get_running_loop``) and `woflo._events` (structlog's ``_CONFIG``).
+``asyncio._get_running_loop``) and `woflo._events` (structlog's ``_CONFIG``;
+the stdlib ``logging`` module's ``_lock`` and ``Logger._cache``).
 Each checks at import that the detail is there and otherwise takes the plain
 public way, which is correct, only slower. Setting the environment variable
 ``WOFLO_NO_FAST_PATHS=1`` before woflo is imported forces the plain way
