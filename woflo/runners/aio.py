@@ -21,7 +21,7 @@ from inspect import CO_COROUTINE
 from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
-from woflo._looprun import LoopTaskRun, running_loop_here
+from woflo._looprun import LoopTaskRun, running_loop, running_loop_here
 from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
 from woflo._shared import shared_runner, untrack
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncRunner", "runner_for_running_loop"]
 
-_get_running_loop = asyncio._get_running_loop
 
 # One runner per foreign loop, for `@task async def` called inside that loop.
 # Weak on the loop: a finished `asyncio.run()` must not be kept alive by woflo.
@@ -232,13 +231,7 @@ class AsyncRunner(Runner):
         # admitted, takes it instead of starting another. At most
         # max_workers threads, as ever; an idle one is not looked for, since
         # other admitted attempts may take it first.
-        threads = self._thread_runner()
-        before = threads._count
-        threads._grow()
-        if threads._count != before:
-            # A token too many (a concurrent submit grew one meanwhile) can
-            # only happen at max_workers threads, where none is started anyway.
-            threads._idle.append(None)
+        self._thread_runner().reserve_thread()
 
     def _admit(self, attempt: Attempt) -> None:
         if attempt.settled:
@@ -397,7 +390,7 @@ def runner_for_running_loop() -> Runner:
     first use, one per loop); outside any loop, the shared AsyncRunner that
     owns a background loop. ``@task`` uses it for ``async def`` functions.
     """
-    loop = _get_running_loop()
+    loop = running_loop()
     if loop is None:
         return shared_runner(AsyncRunner)
     with _bound_lock:

@@ -168,6 +168,22 @@ class ThreadRunner(Runner):
         for _ in range(stops):
             self._queue.put(None)
 
+    def reserve_thread(self) -> None:
+        """Start one more worker thread now, on the caller's thread, if below ``max_workers``.
+
+        It waits, idle, for the next attempt. For a runner that hands work
+        over later from a thread of its own (`AsyncRunner`'s loop): Python
+        3.12+ refuses to start a thread once the interpreter is shutting
+        down, so a thread needed then must exist before.
+        """
+        before = self._count
+        self._grow()
+        if self._count != before:
+            # Counted idle: the next attempt takes it instead of starting
+            # another. One token too many (a concurrent start meanwhile) can
+            # only happen at max_workers threads, where none starts anyway.
+            self._idle.append(None)
+
     def _grow(self) -> None:
         with self._pool_lock:
             if (
