@@ -34,10 +34,14 @@ from woflo import AttemptTimeout, DeadlineExceeded, ProcessRunner, Serialization
 from woflo._runner import Runner
 
 
-def _warm(ex: ProcessRunner, n: int = 40) -> None:
-    # Short jobs teach the pool to prefetch: later jobs queue in a worker's FIFO.
+def _warm(ex: ProcessRunner, n: int = 40, prefetch: int = 3) -> None:
+    # Starts the workers, then sets how many jobs a worker is sent ahead: on a
+    # loaded machine even no-op jobs measure slow, and the pool would learn to
+    # send one at a time. Nothing finishes between this and the test's own
+    # submissions, so nothing relearns it before they are sent.
     for run in [ex.submit(add, i) for i in range(n)]:
         run.result(timeout=60)
+    ex._pool._dispatcher.prefetch = prefetch
 
 
 def _inflight(ex: ProcessRunner) -> list[int]:
