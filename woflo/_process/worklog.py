@@ -16,9 +16,10 @@ The write is synchronous (one ``write`` under the worker's send lock), so a
 record is in the pipe before the call that logged it returns: the worker may be
 SIGKILLed right after, the parent still reads it.
 
-Nothing is imported for this until the task needs it: ``logging`` and
-structlog are configured right after their first import in the worker (an
-import hook), so a worker whose tasks never log starts as fast as before.
+Nothing is imported for this until a task needs it: structlog (and
+``logging``, where nothing imported it yet) is set up right after its first
+import in the worker (an import hook), so a worker whose tasks never use
+structlog does not import it.
 Handlers present when ``logging`` is set up here (copies of the parent's under
 ``"fork"``, a ``__main__`` re-imported by ``"spawn"``) are removed: the
 parent's own handlers write every record once.
