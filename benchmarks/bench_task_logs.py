@@ -104,8 +104,9 @@ def main() -> None:
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, count)
     listener.start()
-    runner, tpe_proc = ProcessRunner(WORKERS), cf.ProcessPoolExecutor(
-        WORKERS, mp_context=ctx, initializer=queue_initializer, initargs=(queue,)
+    runner, tpe_proc = (
+        ProcessRunner(WORKERS),
+        cf.ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=queue_initializer, initargs=(queue,)),
     )
     threads, tpe = ThreadRunner(WORKERS), cf.ThreadPoolExecutor(WORKERS)
     total = n * RECORDS

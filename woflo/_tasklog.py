@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import pickle
 import sys
+import types
 import weakref
 from collections.abc import MutableMapping
 from contextvars import ContextVar, Token
@@ -113,7 +114,7 @@ _MAKE_RECORD = logging.Logger.makeRecord.__code__
 
 
 def _extra_of_caller() -> Any:
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     for _ in range(4):
         if frame is None:
             return None
