@@ -529,3 +529,33 @@ def log_in_initializer() -> None:
     import logging
 
     logging.getLogger(TASKLOG).warning("initializing")
+
+
+def log_from_signal_handler(n: int, keep_alarm: bool = False) -> int:
+    """Log ``n`` records while a SIGALRM handler logs too, every 100 us; returns how often it ran.
+
+    The handler often interrupts this thread while it writes a frame to the
+    parent: the worker must neither deadlock nor garble the pipe. With
+    ``keep_alarm`` the handler stays armed after the task returns, so it also
+    interrupts the worker while it writes results.
+    """
+    import logging
+
+    log = logging.getLogger(TASKLOG)
+    ran = 0
+
+    def on_alarm(signum: int, frame: object) -> None:
+        nonlocal ran
+        ran += 1
+        log.info("from the handler")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+    try:
+        for i in range(n):
+            log.info("record %d", i)
+    finally:
+        if not keep_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return ran

@@ -205,3 +205,19 @@ def test_a_worker_imports_structlog_only_for_a_task_that_uses_it() -> None:
         run = ex.submit(funcs.log_structlog, 1)
         run.result(timeout=60)
     assert [e["i"] for e in events if e["event"] == "step" and e["run_id"] == run.run_id] == [0]
+
+
+def test_a_signal_handler_that_logs_mid_frame_neither_deadlocks_nor_garbles(collect: Collect) -> None:
+    with ProcessRunner(1) as ex:
+        run = ex.submit(funcs.log_from_signal_handler, 3000, keep_alarm=True)
+        assert run.result(timeout=100) > 0
+        # The handler keeps firing while the worker writes these results: the
+        # pipe stays intact and the worker goes on serving.
+        for _ in range(3):
+            assert [r.result(timeout=100) for r in [ex.submit(funcs.add, i, 1) for i in range(300)]] == [
+                i + 1 for i in range(300)
+            ]
+        ex.submit(funcs.log_from_signal_handler, 0).result(timeout=100)  # disarms it
+    assert [r.getMessage() for r in collect.of(run) if r.getMessage() != "from the handler"] == [
+        f"record {i}" for i in range(3000)
+    ]

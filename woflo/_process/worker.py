@@ -121,15 +121,32 @@ def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bool, bytes | mem
 # Results (main thread) and forwarded log records (any thread of a task) share
 # the result pipe: one frame is written whole before the next begins.
 _send_lock = threading.Lock()
+# Threads inside _send: waiting for the lock or writing (set before the lock is
+# taken, cleared after it is released, so that no instant is left uncovered).
+_sending: set[int] = set()
 
 
 def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
     header = wire.OUT_HEADER.pack(9 + len(payload), kind, jid)
-    with _send_lock:
-        if len(payload) < 65536:
-            wire.write_all(fd, [header + payload])
-        else:
-            wire.write_all(fd, [header, payload])
+    me = threading.get_ident()
+    _sending.add(me)
+    try:
+        with _send_lock:
+            if len(payload) < 65536:
+                wire.write_all(fd, [header + payload])
+            else:
+                wire.write_all(fd, [header, payload])
+    finally:
+        _sending.discard(me)
+
+
+def _send_log(fd: int, jid: int, payload: bytes) -> None:
+    if threading.get_ident() in _sending:
+        # Logged by a signal handler that interrupted this very thread in the
+        # middle of a frame: waiting for the lock would wait for ourselves, and
+        # writing now would cut the frame in two. Dropped.
+        return
+    _send(fd, wire.KIND_LOG, jid, payload)
 
 
 class _BadFunction:
@@ -235,7 +252,7 @@ def _serve(
     state = _State()
     threading.Thread(target=_watchdog, args=(ctl_fd, state, os.getppid()), daemon=True, name="woflo-watchdog").start()
     # What tasks (and the initializer) log goes to the parent as it is emitted.
-    worklog.install(lambda jid, payload: _send(out_fd, wire.KIND_LOG, jid, payload), lambda: max(state.current, 0))
+    worklog.install(lambda jid, payload: _send_log(out_fd, jid, payload), lambda: max(state.current, 0))
 
     if init is not None:
         # The parent charges the initializer's time, not the interpreter's
