@@ -1,6 +1,6 @@
 """The cost of a record logged inside a task: woflo against a QueueHandler/QueueListener set up by hand.
 
-Run: python benchmarks/bench_task_logs.py [--repeat 5] [--n 2000]
+Run: PYTHONPATH=. python benchmarks/bench_task_logs.py [--repeat 5] [--n 2000]
 
 Each case runs ``n`` tasks that log 10 INFO records each, and the same ``n``
 tasks logging nothing; the per-record cost is the difference divided by
