@@ -250,3 +250,41 @@ def test_structlog_config_canary() -> None:
             structlog.configure(**old)
         else:
             structlog.reset_defaults()
+
+
+@pytest.mark.timeout(60)
+def test_woflo_events_of_a_run_nested_in_a_task_keep_their_own_fields() -> None:
+    # woflo's events through the stdlib (no structlog configured): the inner
+    # run's events are about the inner run, not the task that submitted it.
+    events = Collect()
+    woflo_logger = logging.getLogger("woflo")
+    old_level = woflo_logger.level
+    woflo_logger.setLevel(logging.DEBUG)
+    woflo_logger.addHandler(events)
+    was_configured, old_config = structlog.is_configured(), structlog.get_config()
+    structlog.reset_defaults()  # woflo's events go through structlog when it is configured
+    try:
+        with ThreadRunner(1) as ex:
+            run = ex.submit(funcs.nested_logs, "sequential")
+            inner_id, inner_name = run.result(timeout=60)
+    finally:
+        woflo_logger.removeHandler(events)
+        woflo_logger.setLevel(old_level)
+        if was_configured:
+            structlog.configure(**old_config)
+    inner = [r for r in events.records if getattr(r, "run_id", None) == inner_id]
+    assert {r.event for r in inner} >= {"task.submitted", "task.succeeded"}  # type: ignore[attr-defined]
+    for record in inner:
+        assert record.task == inner_name  # type: ignore[attr-defined]
+        assert not hasattr(record, "woflo_task") and not hasattr(record, "woflo_run_id")
+    submitted = next(r for r in inner if r.event == "task.submitted")  # type: ignore[attr-defined]
+    assert not hasattr(submitted, "attempt")  # not the outer run's attempt
+
+
+@pytest.mark.timeout(60)
+def test_structlog_woflo_events_of_a_nested_run_get_nothing_from_the_task() -> None:
+    with structlog.testing.capture_logs(processors=[add_task_context]) as logs, ThreadRunner(1) as ex:
+        run = ex.submit(funcs.nested_logs, "sequential")
+        inner_id, _ = run.result(timeout=60)
+    (submitted,) = [e for e in logs if e["event"] == "task.submitted" and e["run_id"] == inner_id]
+    assert "attempt" not in submitted and "worker" not in submitted

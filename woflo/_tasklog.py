@@ -38,6 +38,8 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
+from woflo._events import EVENTS
+
 __all__ = ["FIELDS", "add_task_context", "bind", "current_fields", "levels_item", "reemit", "unbind"]
 
 #: The names of the fields a record logged inside a task carries.
@@ -90,13 +92,15 @@ def current_fields() -> dict[str, Any] | None:
 def add_task_context(logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
     """structlog processor: add ``task``, ``run_id``, ``attempt``, ``worker`` inside a task.
 
-    Keys the event already has are kept. Outside a task it changes nothing.
+    Keys the event already has are kept. Outside a task it changes nothing, and
+    so it does for woflo's own events (a run submitted inside a task is about
+    that run, not the task's).
 
     Example:
         >>> import structlog
         >>> structlog.configure(processors=[add_task_context, structlog.dev.ConsoleRenderer()])  # doctest: +SKIP
     """
-    if _RUN.get() is not None:
+    if _RUN.get() is not None and not ("runner" in event_dict and event_dict.get("event") in EVENTS):
         fields = current_fields()
         if fields is not None:
             for key, value in fields.items():
@@ -127,7 +131,9 @@ def _extra_of_caller() -> Any:
 def _wrap_factory(factory: Any) -> Any:
     def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        if _RUN.get() is not None:
+        # Not on woflo's own events: a run submitted inside a task has its
+        # own fields, which the record would otherwise get as woflo_task...
+        if _RUN.get() is not None and record.name != "woflo":
             fields = current_fields()
             if fields is not None:
                 extra = _extra_of_caller()

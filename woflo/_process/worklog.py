@@ -214,6 +214,8 @@ def _make_forward_handler() -> Any:
         """Sends each record to the parent as it is emitted."""
 
         def emit(self, record: logging.LogRecord) -> None:
+            if record.name == "woflo" and "runner" in record.__dict__:
+                return  # woflo's own events about runs nested in this worker: not reported (as with structlog)
             try:
                 _forward(lambda: self._payload(record))
             except Exception:
