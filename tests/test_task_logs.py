@@ -37,6 +37,19 @@ class Collect(logging.Handler):
         return [r for r in self.records if getattr(r, "run_id", None) == run.run_id]
 
 
+@pytest.fixture(autouse=True)
+def restore_structlog() -> Iterator[None]:
+    """Leave structlog as it was: ``capture_logs`` leaves it configured, which turns woflo's events on."""
+    was_configured, old = structlog.is_configured(), structlog.get_config()
+    try:
+        yield
+    finally:
+        if was_configured:
+            structlog.configure(**old)
+        else:
+            structlog.reset_defaults()
+
+
 @pytest.fixture
 def collect() -> Iterator[Collect]:
     """A handler on the ``tests.tasklog`` logger, whose level is INFO for the test."""

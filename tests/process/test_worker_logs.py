@@ -61,8 +61,9 @@ def collect() -> Iterator[Collect]:
             lg.setLevel(level)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_structlog() -> Iterator[None]:
+    """Leave structlog as it was: ``capture_logs`` leaves it configured, which turns woflo's events on."""
     was_configured, old = structlog.is_configured(), structlog.get_config()
     try:
         yield
@@ -167,7 +168,6 @@ def test_worker_levels_follow_the_parent(collect: Collect) -> None:
         assert len(set(ex.worker_pids)) == 1  # one worker saw every change
 
 
-@pytest.mark.usefixtures("restore_structlog")
 def test_structlog_level_follows_the_parent() -> None:
     with ProcessRunner(1) as ex:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
