@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from woflo import _tasklog
 from woflo._errors import BrokenProcessRunner, SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker
 from woflo._process.state import PENDING, Job, Notice, PoolState, mark_started, start_head
+from woflo._tasklog import reemit
 
 __all__ = ["Manager"]
 
@@ -209,7 +209,7 @@ class Manager:
                     if not job.killed:
                         on_start(job.token, item[2])
                 elif item[0] == "l":  # a record a task logged: through the application's logging
-                    _tasklog.reemit(item[1], item[2], item[3])
+                    reemit(item[1], item[2], item[3])
                 else:
                     on_done(item[1], item[2], item[3], item[4])
             except BaseException:
