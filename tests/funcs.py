@@ -424,3 +424,138 @@ def chaos_task(kind: str, seconds: float) -> str:
 def loaded_modules(*prefixes: str) -> list[str]:
     """The modules this process has imported whose names start with one of ``prefixes``."""
     return sorted(m for m in sys.modules if m.startswith(prefixes))
+
+
+# -- logs from inside tasks (tests/test_task_logs.py, tests/process/test_worker_logs.py) --
+
+TASKLOG = "tests.tasklog"  # the logger these tasks log to
+
+
+def log_records(n: int, tag: str = "record") -> int:
+    """Log ``n`` INFO records ``"<tag> <i>"`` (and one DEBUG record) to the ``tests.tasklog`` logger."""
+    import logging
+
+    log = logging.getLogger(TASKLOG)
+    for i in range(n):
+        log.info("%s %d", tag, i)
+    log.debug("%s debug", tag)
+    return n
+
+
+def log_exception() -> str:
+    """Log an ERROR record with a ZeroDivisionError's traceback, and one with an unpicklable extra."""
+    import logging
+    import threading
+
+    log = logging.getLogger(TASKLOG)
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        log.exception("it failed")
+    log.warning("with a lock", extra={"lock": threading.Lock(), "color": "blue"})
+    return "logged"
+
+
+def log_structlog(n: int) -> int:
+    """Log ``n`` structlog events ``"step"`` with ``i=...``, then one with a traceback."""
+    import structlog
+
+    log = structlog.get_logger(TASKLOG).bind(bound="yes")
+    for i in range(n):
+        log.info("step", i=i)
+    log.debug("struct debug")
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        log.exception("struct failed")
+    return n
+
+
+def warn_with(message: str) -> str:
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=1)
+    return message
+
+
+def log_then_block(ready: str) -> None:
+    """Log one WARNING record and one structlog event, then say so through the file ``ready``, then block."""
+    import logging
+
+    import structlog
+
+    logging.getLogger(TASKLOG).warning("last words")
+    structlog.get_logger(TASKLOG).warning("last event")
+    Path(ready + ".tmp").write_text(str(os.getpid()))
+    os.replace(ready + ".tmp", ready)
+    while True:
+        time.sleep(60)
+
+
+def enabled_for(name: str, level: int) -> bool:
+    """Whether this process's logger ``name`` is enabled for ``level``."""
+    import logging
+
+    return logging.getLogger(name).isEnabledFor(level)
+
+
+def structlog_level() -> int:
+    """The level this process's structlog filters at."""
+    import structlog
+
+    level: int = structlog.get_logger().bind().get_effective_level()
+    return level
+
+
+def nested_logs(kind: str) -> list[str]:
+    """Log, run an inner task that logs (on a runner of ``kind`` made here), log again.
+
+    Returns ``[inner run_id, inner name]``.
+    """
+    import logging
+
+    from woflo import SequentialRunner, ThreadRunner
+
+    log = logging.getLogger(TASKLOG)
+    log.info("outer before")
+    with SequentialRunner() if kind == "sequential" else ThreadRunner(1) as inner:
+        run = inner.submit(log_records, 2, "inner")
+        run.result(timeout=60)
+    log.info("outer after")
+    return [run.run_id, run.name]
+
+
+def log_in_initializer() -> None:
+    import logging
+
+    logging.getLogger(TASKLOG).warning("initializing")
+
+
+def log_from_signal_handler(n: int, keep_alarm: bool = False) -> int:
+    """Log ``n`` records while a SIGALRM handler logs too, every 100 us; returns how often it ran.
+
+    The handler often interrupts this thread while it writes a frame to the
+    parent: the worker must neither deadlock nor garble the pipe. With
+    ``keep_alarm`` the handler stays armed after the task returns, so it also
+    interrupts the worker while it writes results.
+    """
+    import logging
+
+    log = logging.getLogger(TASKLOG)
+    ran = 0
+
+    def on_alarm(signum: int, frame: object) -> None:
+        nonlocal ran
+        ran += 1
+        log.info("from the handler")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+    try:
+        for i in range(n):
+            log.info("record %d", i)
+    finally:
+        if not keep_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return ran

@@ -33,6 +33,7 @@ from woflo._errors import SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker, start_worker
 from woflo._process.state import SENT, TAKEN, Job, Notice, PoolState, start_head
+from woflo._tasklog import levels_item
 
 __all__ = ["Dispatcher"]
 
@@ -245,7 +246,8 @@ class Dispatcher:
         # frame's pickle sends one bytes object once however often it appears);
         # the worker still unpickles them per job unless the callable is shared
         # (see wire), and then None stands for the previous job's function.
-        items: list[tuple[int, bytes | None, bool, bytes | int]] = []
+        # Headed by the parent's log levels (jid 0), for the worker to apply first.
+        items: list[tuple[int, bytes | None, bool, bytes | int]] = [levels_item()]
         large: list[bytes] = []
         good: list[Job] = []
         bad: list[tuple[Job, SerializationError]] = []

@@ -32,6 +32,7 @@ from woflo._errors import BrokenProcessRunner, SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker
 from woflo._process.state import PENDING, Job, Notice, PoolState, mark_started, start_head
+from woflo._tasklog import reemit
 
 __all__ = ["Manager"]
 
@@ -207,6 +208,8 @@ class Manager:
                     job = item[1]
                     if not job.killed:
                         on_start(job.token, item[2])
+                elif item[0] == "l":  # a record a task logged: through the application's logging
+                    reemit(item[1], item[2], item[3])
                 else:
                     on_done(item[1], item[2], item[3], item[4])
             except BaseException:
@@ -222,7 +225,7 @@ class Manager:
         table, learn = st.table, self._learn
         finished: list[tuple[Job | None, int, Any]] = []
         with st.lock:
-            for kind, _jid, payload in frames:
+            for kind, jid, payload in frames:
                 if kind == wire.KIND_READY:
                     w.ready = True
                     st.ready += 1
@@ -232,6 +235,9 @@ class Manager:
                     w.init_since = now
                 elif kind == wire.KIND_INIT_FAILED:
                     finished.append((None, kind, payload))
+                elif kind == wire.KIND_LOG:  # logged by the job at the head of the FIFO (jid 0: none)
+                    running = w.inflight[0] if w.inflight and w.inflight[0].jid == jid else None
+                    out.append(("l", None if running is None else running.token, payload, w.pid))
                 else:
                     head: Job = w.inflight.popleft()
                     if kind == wire.KIND_SKIPPED and w.budget is not None:

@@ -10,9 +10,12 @@ Three pipes join the parent to each worker:
   means "the previous job's function" (sent for the later jobs of a frame).
   Anything else (a callable object, ``partial``, bound method, lambda, closure)
   is unpickled for its job alone, so its state never leaks into the next call.
-  A frame of length 0 asks the worker to exit once its queue is done.
+  A frame of length 0 asks the worker to exit once its queue is done. A job
+  with jid 0 heads every list: not a job, but the parent's log levels
+  (``woflo._tasklog.levels_item``), applied before the jobs that follow.
 * outbox (worker -> parent): frames of ``len:u64 | kind:u8 | jid:u64 | payload``.
-  One frame per finished job, written as soon as the job ends: pipe contents
+  One frame per finished job, written as soon as the job ends, and one
+  ``KIND_LOG`` frame per record a task logs, as it logs it: pipe contents
   survive the writer's death, so when a worker dies the parent still reads every
   result it produced and blames exactly the job that was running.
 * control (parent -> worker): fixed 8-byte job ids to cancel. The worker's
@@ -52,6 +55,7 @@ __all__ = [
     "KIND_EXC",
     "KIND_INIT_FAILED",
     "KIND_INITIALIZING",
+    "KIND_LOG",
     "KIND_OK",
     "KIND_READY",
     "KIND_SKIPPED",
@@ -83,6 +87,10 @@ KIND_SKIPPED = 2  # the job was cancelled before it started
 KIND_READY = 3  # the worker finished its initializer and takes jobs
 KIND_INIT_FAILED = 4  # payload is an exception frame; the worker exits after it
 KIND_INITIALIZING = 5  # the worker is up and runs the initializer now (sent only when there is one)
+# A log record or structlog event emitted in the worker, forwarded as it is
+# emitted (see worklog); jid is the job running then, 0 if none. Not a result:
+# the job's FIFO is untouched.
+KIND_LOG = 6
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from woflo._errors import SerializationError
-from woflo._process import wire
+from woflo._process import wire, worklog
 
 __all__ = ["worker_main"]
 
@@ -108,7 +108,9 @@ def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bool, bytes | mem
     pos = wire.META_LEN.size + meta_len
     jobs: list[tuple[int, bytes | None, bool, bytes | memoryview]] = []
     for jid, fn_bytes, shared, args in pickle.loads(view[wire.META_LEN.size : pos]):
-        if isinstance(args, int):  # a large argument, after the list
+        if jid == 0:  # not a job: the parent's log levels, to apply before the jobs
+            worklog.apply_levels(args)
+        elif isinstance(args, int):  # a large argument, after the list
             jobs.append((jid, fn_bytes, shared, view[pos : pos + args]))
             pos += args
         else:
@@ -116,12 +118,35 @@ def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bool, bytes | mem
     return jobs
 
 
+# Results (main thread) and forwarded log records (any thread of a task) share
+# the result pipe: one frame is written whole before the next begins.
+_send_lock = threading.Lock()
+# Threads inside _send: waiting for the lock or writing (set before the lock is
+# taken, cleared after it is released, so that no instant is left uncovered).
+_sending: set[int] = set()
+
+
 def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
     header = wire.OUT_HEADER.pack(9 + len(payload), kind, jid)
-    if len(payload) < 65536:
-        wire.write_all(fd, [header + payload])
-    else:
-        wire.write_all(fd, [header, payload])
+    me = threading.get_ident()
+    _sending.add(me)
+    try:
+        with _send_lock:
+            if len(payload) < 65536:
+                wire.write_all(fd, [header + payload])
+            else:
+                wire.write_all(fd, [header, payload])
+    finally:
+        _sending.discard(me)
+
+
+def _send_log(fd: int, jid: int, payload: bytes) -> None:
+    if threading.get_ident() in _sending:
+        # Logged by a signal handler that interrupted this very thread in the
+        # middle of a frame: waiting for the lock would wait for ourselves, and
+        # writing now would cut the frame in two. Dropped.
+        return
+    _send(fd, wire.KIND_LOG, jid, payload)
 
 
 class _BadFunction:
@@ -226,6 +251,8 @@ def _serve(
     in_fd, out_fd, ctl_fd = inbox.fileno(), outbox.fileno(), control.fileno()
     state = _State()
     threading.Thread(target=_watchdog, args=(ctl_fd, state, os.getppid()), daemon=True, name="woflo-watchdog").start()
+    # What tasks (and the initializer) log goes to the parent as it is emitted.
+    worklog.install(lambda jid, payload: _send_log(out_fd, jid, payload), lambda: max(state.current, 0))
 
     if init is not None:
         # The parent charges the initializer's time, not the interpreter's

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import threading
 import weakref
@@ -25,6 +26,7 @@ from woflo._looprun import LoopTaskRun, running_loop, running_loop_here
 from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
 from woflo._shared import shared_runner, untrack
+from woflo._tasklog import bind, unbind
 from woflo.runners.thread import ThreadRunner
 
 if TYPE_CHECKING:
@@ -253,15 +255,25 @@ class AsyncRunner(Runner):
             fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
             if not attempt.begin(self._worker):
                 return
+            # What the task logs carries its run (see woflo/_tasklog.py): this
+            # asyncio task's context is the attempt's own.
+            bound = bind(attempt, self._worker)
             try:
-                if _is_async(fn):
-                    value = await fn(*args, **kwargs)
-                else:
-                    # Awaiting the thread's TaskRun: cancelling this task
-                    # (timeout, stop) stops it, which abandons the thread.
-                    value = await self._thread_runner().submit(fn, *args, **kwargs)
-                    if inspect.iscoroutine(value):
-                        value = await value
+                try:
+                    if _is_async(fn):
+                        value = await fn(*args, **kwargs)
+                    else:
+                        # Awaiting the thread's TaskRun: cancelling this task
+                        # (timeout, stop) stops it, which abandons the thread.
+                        # The call runs in a copy of this context, as
+                        # asyncio.to_thread runs it: it sees this run, not the
+                        # thread runner's own.
+                        call = contextvars.copy_context().run
+                        value = await self._thread_runner().submit(call, fn, *args, **kwargs)
+                        if inspect.iscoroutine(value):
+                            value = await value
+                finally:
+                    unbind(bound)
             except asyncio.CancelledError as exc:
                 if not attempt.settled:
                     # Cancelled by someone else than woflo (the loop is being

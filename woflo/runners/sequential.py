@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from woflo._errors import AttemptTimeout, DeadlineExceeded
 from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
+from woflo._tasklog import bind, unbind
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -109,16 +110,21 @@ class SequentialRunner(Runner):
 
     def _run(self, attempt: Attempt) -> None:
         fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
-        if not attempt.begin(threading.current_thread().name):
+        worker = threading.current_thread().name
+        if not attempt.begin(worker):
             return
         started = time.monotonic()
         local = self._local
         # How many of this runner's tasks this thread is inside (see shutdown).
         local.depth = getattr(local, "depth", 0) + 1
+        # What the task logs carries its run (see woflo/_tasklog.py); a run
+        # nested inside binds its own, and the outer one comes back after it.
+        bound = bind(attempt, worker)
         try:
             try:
                 value = fn(*args, **kwargs)
             finally:
+                unbind(bound)
                 local.depth -= 1
         except KeyboardInterrupt as exc:
             # Ctrl-C inside an inline task interrupts the program: end the run,
