@@ -65,6 +65,7 @@ class Attempt:
     """
 
     __slots__ = (
+        "__weakref__",  # a backend may hold an attempt weakly (DaskRunner's callbacks)
         "_claim",
         "_owner",
         "_timer",

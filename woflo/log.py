@@ -14,8 +14,9 @@ from typing import TextIO
 import structlog
 
 from woflo._events import EVENTS, event_line
+from woflo._tasklog import add_task_context
 
-__all__ = ["configure_logging"]
+__all__ = ["add_task_context", "configure_logging"]
 
 
 def configure_logging(*, json: bool = False, level: str | int = "INFO", file: TextIO | None = None) -> None:
@@ -47,6 +48,8 @@ def configure_logging(*, json: bool = False, level: str | int = "INFO", file: Te
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     processors: list[structlog.typing.Processor] = [
+        # A structlog call inside a task says which run made it (docs/logging.md).
+        add_task_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -40,7 +40,9 @@ __all__ = ["PENDING", "SENT", "TAKEN", "Job", "Notice", "PoolState", "Wakeup", "
 
 PENDING, TAKEN, SENT = 0, 1, 2
 
-Notice = tuple[Any, ...]  # ("s", job, pid) or ("d", token, ok, value, pid)
+Notice = tuple[
+    Any, ...
+]  # ("s", job, pid), ("d", token, ok, value, pid) or ("l", token, payload, pid): a forwarded log record
 
 
 class Job:

@@ -22,6 +22,8 @@ import queue
 import threading
 import time
 import uuid
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from woflo._errors import WorkerCrashed
@@ -235,8 +237,7 @@ class DaskRunner(Runner):
             return
         with self._lock_in_flight:
             self._in_flight += 1
-        put = self._done.put
-        future.add_done_callback(lambda f: put((attempt, f)))
+        future.add_done_callback(functools.partial(_deliver, weakref.ref(attempt), self._done.put))
 
     def stop_attempt(self, attempt: Attempt) -> None:
         future = attempt.handle
@@ -256,7 +257,7 @@ class DaskRunner(Runner):
         get = self._done.get
         while True:
             item = get()
-            batch: list[tuple[Attempt, Any]] = []
+            batch: list[tuple[Attempt | None, Any]] = []
             linger_until = time.monotonic() + _LINGER
             while item is not None:
                 batch.append(item)
@@ -287,10 +288,10 @@ class DaskRunner(Runner):
             # drops its work item, CPython gh-80313).
             del batch, item
 
-    def _report(self, batch: list[tuple[Attempt, Any]]) -> None:
+    def _report(self, batch: list[tuple[Attempt | None, Any]]) -> None:
         finished: list[tuple[Attempt, Any]] = []
         for attempt, future in batch:
-            if attempt.settled:  # stopped or timed out: its late result is dropped
+            if attempt is None or attempt.settled:  # stopped or timed out: its late result is dropped
                 continue
             status = future.status
             if status == "finished":
@@ -348,8 +349,20 @@ class DaskRunner(Runner):
             self._cluster.close()
 
 
-def _drop_handles(batch: list[tuple[Attempt, Any]]) -> None:
+def _deliver(ref: weakref.ref[Attempt], put: Callable[[Any], None], future: Any) -> None:
+    # Called on the client's callback thread, whenever distributed gets to it.
+    # A weak reference: distributed may keep this callback a while after the
+    # future is done, and the attempt it held would keep its run, and the
+    # run's result, alive after the caller dropped them. While the attempt
+    # is in flight its run's bookkeeping holds it; once gone it was settled
+    # otherwise (stopped), and its late result is dropped.
+    attempt = ref()
+    put((attempt, future) if attempt is not None else (None, future))
+
+
+def _drop_handles(batch: list[tuple[Attempt | None, Any]]) -> None:
     # A function of its own: a loop variable in _collect would keep the last
     # attempt (and its run's result) alive until the next batch.
     for attempt, _ in batch:
-        attempt.handle = None
+        if attempt is not None:
+            attempt.handle = None
