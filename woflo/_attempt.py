@@ -36,6 +36,10 @@ def _settled_call(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("this attempt was settled: its call was dropped (read fn, args, kwargs before begin())")
 
 
+# What a settled attempt's kwargs are: one shared empty dict (never mutated by woflo).
+_NO_KWARGS: dict[str, Any] = {}
+
+
 class Attempt:
     """One attempt of a run, as a backend sees it.
 
@@ -98,8 +102,9 @@ class Attempt:
         self.timeout = timeout
         self.deadline = deadline
         self.started: float | None = None
-        #: ``time.time()`` at `begin` (wall clock, for `AttemptRecord.started_at`).
-        self.started_at: float | None = None
+        #: ``time.time()`` at `begin` (wall clock, for `AttemptRecord.started_at`);
+        #: set by `begin` only, read only once ``started`` is set.
+        self.started_at: float
         self.worker: object = None
         self.handle: Any = None
         self._timer: Any = None  # the base's timeout timer, once begun
@@ -149,7 +154,9 @@ class Attempt:
     def _drop_call(self) -> None:
         # A settled attempt must not keep its arguments alive: a backend may
         # hold the attempt a while longer (a batch of results being reported).
-        self.fn, self.args, self.kwargs = _settled_call, (), {}
+        self.fn = _settled_call
+        self.args = ()
+        self.kwargs = _NO_KWARGS
 
     def __repr__(self) -> str:
         state = "settled" if not self._claim else ("running" if self.started is not None else "new")

@@ -399,7 +399,14 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             if error is not None:
                 self._finish(run, None, error)
                 return run
-        self._launch(run, control, 1)
+        # Attempt 1, as _launch does, without its frame (the per-submit path).
+        attempt = control.attempt = Attempt(self, run, 1, control.call, policy.timeout, control.deadline)
+        try:
+            self.start_attempt(attempt)
+        except BaseException as exc:
+            attempt.fail(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
         return run
 
     def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
@@ -475,7 +482,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if started is None:  # reported before it began: it took no time
             duration, started_at = 0.0, time.time()
         else:
-            duration, started_at = time.monotonic() - started, attempt.started_at or 0.0
+            duration, started_at = time.monotonic() - started, attempt.started_at
         number, worker = attempt.number, attempt.worker
         run._records.append(AttemptRecord(number, started_at, duration, outcome, exc, worker))
         if exc is None:
@@ -557,11 +564,16 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         # A finished run keeps its result, not its arguments (as the stdlib's
         # futures): a list of finished runs must not hold every input alive.
         # Nor a second reference to its result (tenacity's last outcome).
-        for timer in (control.deadline_timer, control.wait):
-            if timer is not None:
-                timer.cancel()
-        control.attempt = control.retry_state = control.wait = control.deadline_timer = None
-        control.call = (_no_call, (), {})
+        timer = control.deadline_timer
+        if timer is not None:
+            timer.cancel()
+            control.deadline_timer = None
+        timer = control.wait
+        if timer is not None:
+            timer.cancel()
+            control.wait = None
+        control.attempt = control.retry_state = None
+        control.call = _NO_CALL
 
     def _after_end(self, run: TaskRun[Any]) -> None:
         # No lock for the check: of this and a concurrent shutdown(wait=False)
@@ -651,6 +663,9 @@ def _report_error(exc: BaseException) -> None:
 
 def _no_call(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("this run has ended: its call was dropped")
+
+
+_NO_CALL: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] = (_no_call, (), {})
 
 
 def _release(hooks: list[Callable[[], object]]) -> None:
