@@ -2,7 +2,8 @@
 
 Run: python examples/quickstart.py   (pip install 'woflo[progress]' for a progress bar in a terminal)
 
-The log on stderr: one line per run, one per retry, and the failure's.
+The log on stderr: one line per run, one per retry, the failure's, and what a
+task logged in its worker process, with the run that logged it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+
+import structlog
 
 import woflo
 from woflo import AttemptTimeout, WofloExecutor, task
@@ -31,6 +34,8 @@ def flaky_fetch(url: str) -> str:
         f.write("x")
     if os.path.getsize(COUNTER) < 3:
         raise ConnectionError(f"{url}: connection reset")
+    # Logged in a worker process; printed by this one, with the run and attempt that logged it.
+    structlog.get_logger("quickstart").info("page fetched", url=url)
     return f"<html>{url}</html>"
 
 
