@@ -58,7 +58,11 @@ def test_shutdown_leaves_no_process_fd_or_thread(method: str, tmp_path: Path) ->
 def _script(body: str) -> str:
     return textwrap.dedent(
         f"""
-        import sys, time
+        import signal, sys, time
+        # Ctrl-C raises KeyboardInterrupt even when this test was started
+        # from a shell that ignores SIGINT (a background job: a CI runner's
+        # `cmd &`), whose children inherit the ignoring.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {TESTS!r})
         import funcs
         from woflo import ProcessRunner, task
