@@ -121,6 +121,14 @@ class PoolRunner(Runner):
 
     def start_attempt(self, attempt: Attempt) -> None:
         """Hand ``attempt`` to the executor, or queue it until a slot is free (submitting thread)."""
+        if getattr(self._pool_delivering, "active", False):
+            # A retry decided inside the executor's own done-callback: submitting
+            # from there deadlocks a broken ProcessPoolExecutor on Python 3.12
+            # (its manager thread holds its shutdown lock while it fails the
+            # futures, and submit takes that lock). Hand it over from the
+            # runner's timer thread instead.
+            self.call_later(0.0, lambda: self.start_attempt(attempt), "retry")
+            return
         if self._pool_width is not None:
             with self._pool_lock:
                 if self._pool_busy >= self._pool_width:
