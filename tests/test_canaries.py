@@ -33,7 +33,7 @@ import tenacity
 from cpython_helpers import REPO_DIR, TESTS_DIR, run_script
 from helpers import wait_for
 
-from woflo import AsyncRunner, _condition, _events, _fastpath, _looprun
+from woflo import AsyncRunner, _condition, _events, _fastpath, _looprun, _tasklog
 from woflo._condition import FastRunCondition, PlainRunCondition
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,7 +54,7 @@ def canary(condition: object, file: str, assumption: str) -> None:
 _SELECTION = """
 import asyncio, json
 import structlog
-from woflo import AsyncRunner, _condition, _events, _fastpath, _looprun
+from woflo import AsyncRunner, _condition, _events, _fastpath, _looprun, _tasklog
 
 async def main():
     runner = AsyncRunner(loop=asyncio.get_running_loop())
@@ -75,6 +75,7 @@ print(json.dumps({
     "events": _events.FAST,
     "switch": "structlog's _CONFIG" if switch is structlog._config._CONFIG else type(switch).__name__,
     "stdlib_switch": type(_events.stdlib_switch()).__name__,
+    "levels_item": _tasklog.levels_item.__name__,
     "run_is_asyncio_future": is_future,
     "gathered": gathered,
 }))
@@ -89,6 +90,7 @@ FAST_SELECTION = {
     "events": True,
     "switch": "structlog's _CONFIG",
     "stdlib_switch": "_StdlibGate",
+    "levels_item": "_levels_item_fast",
     "run_is_asyncio_future": True,
     "gathered": [5],
 }
@@ -101,6 +103,7 @@ PLAIN_SELECTION = {
     "events": False,
     "switch": "_AskStructlog",
     "stdlib_switch": "_AskLogging",
+    "levels_item": "_levels_item_public",
     "run_is_asyncio_future": False,
     "gathered": [5],
 }
@@ -123,7 +126,7 @@ def test_the_variable_selects_the_fast_paths_or_every_fallback(value: str | None
     selected = json.loads(proc.stdout)
     canary(
         selected == expected,
-        "woflo/_fastpath.py, woflo/_condition.py, woflo/_looprun.py, woflo/_events.py",
+        "woflo/_fastpath.py, woflo/_condition.py, woflo/_looprun.py, woflo/_events.py, woflo/_tasklog.py",
         f"{_fastpath.ENV_VAR}={value} should select {expected}, selected {selected}",
     )
 
@@ -137,6 +140,7 @@ def test_this_process_uses_what_the_variable_says() -> None:
     assert _condition.RunCondition is (FastRunCondition if enabled else PlainRunCondition)
     assert (_events.structlog_switch() is _events._CONFIG) is enabled
     assert (type(_events.stdlib_switch()).__name__ == "_StdlibGate") is enabled
+    assert _tasklog.levels_item is (_tasklog._levels_item_fast if enabled else _tasklog._levels_item_public)
 
     async def main() -> bool:
         runner = AsyncRunner(loop=asyncio.get_running_loop())

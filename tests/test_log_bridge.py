@@ -355,3 +355,24 @@ def test_run_name_errors() -> None:
     with pytest.raises(ValueError, match="run_name of task add failed: ZeroDivisionError") as info:
         broken(1)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_run_name_applies_wherever_the_task_is_submitted() -> None:
+    # Before: executor.submit(task, ...), executor.map(task, ...) and task.map(...)
+    # named every run after the task only; run_name applied to task(...) alone.
+    named = task(funcs.add, run_name="add {a}+{b}")
+    with (
+        capture_events() as events,
+        ThreadRunner(2) as runner,
+        woflo.WofloExecutor(runner=ThreadRunner) as executor,
+    ):
+        names = [
+            runner.submit(named, 1, 2).name,
+            executor.submit(named, 3, b=4).name,
+            named.submit(5, 6, executor=runner).name,
+        ]
+        assert list(named.map([7, 8], [1, 1], executor=runner)) == [8, 9]
+        assert list(runner.map(named, [9], [1])) == [10]
+    assert names == ["add 1+2", "add 3+4", "add 5+6"]
+    submitted = [e.get("run_name") for e in events if e["event"] == "task.submitted"]
+    assert sorted(submitted) == ["add 1+2", "add 3+4", "add 5+6", "add 7+1", "add 8+1", "add 9+1"]

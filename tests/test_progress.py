@@ -132,6 +132,32 @@ def test_context_manager_over_a_runner_waits_for_its_runs() -> None:
     assert out.getvalue().splitlines()[-1].startswith("runs: 3/3 done (3 ok, 0 failed), 0 retrying, 0 running, ")
 
 
+def test_a_runner_s_short_runs_are_all_counted() -> None:
+    # Before: progress(runner) looked at the runs in flight every 50 ms, so a
+    # run that started and ended between two looks was never counted: with an
+    # inline runner, none of them was.
+    out = io.StringIO()
+    runner = SequentialRunner()
+    with woflo.progress(runner, file=out, interval=3600) as shown:
+        results = [runner.submit(funcs.add, i, 1).result() for i in range(50)]
+        runner.submit(funcs.boom, "x")
+    assert results == list(range(1, 51))
+    assert (shown.done, shown.succeeded, shown.failed) == (51, 50, 1)
+    runner.submit(funcs.add, 0, 0)  # after the block: no longer followed
+    assert shown.counts()["total"] == 51
+
+
+def test_iterating_a_runner_s_progress_hands_over_each_run_once() -> None:
+    release = threading.Event()
+    with ThreadRunner(2) as ex:
+        before = ex.submit(_wait_event, release, 0)
+        shown = woflo.progress(ex, file=io.StringIO(), interval=3600)
+        after = [ex.submit(funcs.add, i, 0) for i in range(5)]
+        release.set()
+        handed = list(shown)
+    assert sorted(handed, key=id) == sorted([before, *after], key=id)
+
+
 def test_context_manager_over_runs() -> None:
     release = threading.Event()
     out = io.StringIO()

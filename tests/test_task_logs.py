@@ -235,21 +235,22 @@ def test_logging_level_cache_canary() -> None:
     # every level change (Manager._clear_cache). If this fails, Python changed
     # it: levels_item must then take the snapshot for every batch.
     assert isinstance(logging.root._cache, dict)  # type: ignore[attr-defined]
-    first = _tasklog.levels_item()
-    assert _tasklog.levels_item() is first  # unchanged: the cached item
+    first = _tasklog._levels_item_fast()
+    assert _tasklog._levels_item_fast() is first  # unchanged: the cached item
     logger = logging.getLogger("tests.tasklog.canary")
     old = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        second = _tasklog.levels_item()
+        second = _tasklog._levels_item_fast()
         assert second is not first
         assert ("tests.tasklog.canary", logging.ERROR, False) in pickle.loads(second[3])[2]
     finally:
         logger.setLevel(old)
-    assert ("tests.tasklog.canary", logging.ERROR, False) not in pickle.loads(_tasklog.levels_item()[3])[2]
+    assert ("tests.tasklog.canary", logging.ERROR, False) not in pickle.loads(_tasklog._levels_item_fast()[3])[2]
 
 
 def test_structlog_config_canary() -> None:
+    # (The fast path's; the public fallback, WOFLO_NO_FAST_PATHS=1, asks get_config().)
     # levels_item reads structlog's private _CONFIG to notice a new wrapper class.
     from structlog import _config
 

@@ -78,8 +78,8 @@ class WofloExecutor(Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> TaskRun[T]:
         """Run ``fn(*args, **kwargs)`` under this executor's policy; return its `TaskRun`."""
-        fn, policy, name = unwrap_task(fn, self._policy)
-        return self._runner._submit(fn, args, kwargs, policy, name)
+        fn, policy, name, naming = unwrap_task(fn, self._policy)
+        return self._runner._submit(fn, args, kwargs, policy, name if naming is None else naming(args, kwargs))
 
     def map(
         self,

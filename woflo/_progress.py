@@ -21,10 +21,12 @@ flight are read only when a line or the bar is redrawn.
 from __future__ import annotations
 
 import collections
+import functools
 import queue
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent import futures
 from types import TracebackType
@@ -57,11 +59,21 @@ def _in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def _runs_of(source: Any) -> Callable[[], Iterable[TaskRun[Any]]] | None:
-    """For a runner (or a `WofloExecutor` over one): how to list what it has in flight."""
+def _runner_of(source: Any) -> Any:
+    """The runner of ``source`` (a runner, or a `WofloExecutor` over one), else None."""
     runner = getattr(source, "runner", source)
-    active = getattr(runner, "active_runs", None)
-    return active if callable(active) else None
+    return runner if callable(getattr(runner, "active_runs", None)) else None
+
+
+def _on_submit(progress: weakref.ReferenceType[Progress]) -> Callable[[TaskRun[Any]], None]:
+    # Holds the progress weakly: a progress dropped unclosed must not stay
+    # subscribed to a long-lived runner for ever.
+    def submitted(run: TaskRun[Any]) -> None:
+        shown = progress()
+        if shown is not None:
+            shown._track(run)
+
+    return submitted
 
 
 _OVER = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
@@ -93,7 +105,8 @@ class Progress:
         interval: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._active = _runs_of(source)
+        runner = _runner_of(source)
+        self._active: Callable[[], Iterable[TaskRun[Any]]] | None = None if runner is None else runner.active_runs
         if total is None and self._active is None and isinstance(source, Sized):
             total = len(source)
         self._file: IO[str] = file if file is not None else sys.stderr
@@ -119,6 +132,7 @@ class Progress:
         # appends while the drawing thread takes (both atomic, nothing lost).
         self._incoming: collections.deque[TaskRun[Any]] = collections.deque()
         self._seen: set[TaskRun[Any]] = set()  # for a runner: the runs already tracked
+        self._seen_snapshot = False  # for a runner: its runs in flight were looked at
         self._queue: queue.SimpleQueue[TaskRun[Any]] | None = None  # set when iterated
         self.done = self.succeeded = self.failed = self.cancelled = self.retrying = self.running = 0
         self._started = clock()
@@ -127,7 +141,16 @@ class Progress:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
-        if self._active is not None:
+        self._track_lock = threading.Lock()  # the runner's submitting threads and _poll
+        self._unsubscribe: Callable[[], object] | None = None
+        if runner is not None:
+            subscribe = getattr(runner, "add_submit_callback", None)
+            if callable(subscribe):
+                # Told of every run at its submit, short ones too; then the
+                # runs already in flight (a run in both is tracked once).
+                callback = _on_submit(weakref.ref(self))
+                subscribe(callback)
+                self._unsubscribe = functools.partial(runner.remove_submit_callback, callback)
             self._poll()
         else:
             for run in source:
@@ -148,15 +171,23 @@ class Progress:
         if q is not None:
             run.add_done_callback(q.put)  # type: ignore[arg-type]
 
-    def _poll(self) -> None:
-        # New runs of the watched runner. A run that starts and ends between
-        # two looks is not seen: see the note on runners in `progress`.
-        assert self._active is not None
-        seen = self._seen
-        for run in self._active():
-            if run not in seen:
-                seen.add(run)
+    def _track(self, run: TaskRun[Any]) -> None:
+        with self._track_lock:
+            if run not in self._seen:
+                self._seen.add(run)
                 self.add(run)
+
+    def _poll(self) -> None:
+        # New runs of the watched runner. Needed once for a runner that tells
+        # of its submits (the runs in flight before), and every look for one
+        # that does not: then a run that starts and ends between two looks is
+        # not seen (see the note on runners in `progress`).
+        assert self._active is not None
+        if self._unsubscribe is not None and self._seen_snapshot:
+            return
+        self._seen_snapshot = True
+        for run in self._active():
+            self._track(run)
 
     def _count(self) -> None:
         """Update the counts from the states of the runs not yet counted as finished."""
@@ -255,6 +286,8 @@ class Progress:
         if self._closed:
             return
         self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -380,8 +413,10 @@ def progress(
     that runner has in flight, runs submitted inside the ``with`` block too
     (the block's end then waits until they have all finished).
 
-    Given a runner, the runs are found by looking at what it has in flight
-    every 50 ms: a run that starts and ends in between is not counted.
+    Given a woflo runner, every run submitted to it from the call on is
+    counted (`Runner.add_submit_callback`), with the runs it already had in
+    flight. Given another object with ``active_runs()``, that is looked at
+    every 50 ms, and a run that starts and ends in between is not counted.
 
     Args:
         runs: `TaskRun` s, or a runner.

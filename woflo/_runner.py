@@ -125,6 +125,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         self.__closed = False
         # The runs not finished yet, with the runner's bookkeeping of each.
         self.__active: dict[TaskRun[Any], _Control] = {}
+        # Called with each new run (add_submit_callback): a tuple, replaced
+        # whole, so that submit reads it without a lock.
+        self.__submit_callbacks: tuple[Callable[[TaskRun[Any]], object], ...] = ()
         self.__scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
         # What releases the threads and workers of a runner dropped without
         # shutdown(), once it is unreachable, as the stdlib executors do. None
@@ -147,8 +150,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """
         if type(fn) is FunctionType:  # the common case: no @task to unwrap
             return self._submit(fn, args, kwargs, self.__policy, fn.__name__)
-        fn, policy, name = unwrap_task(fn, self.__policy)
-        return self._submit(fn, args, kwargs, policy, name)
+        fn, policy, name, naming = unwrap_task(fn, self.__policy)
+        return self._submit(fn, args, kwargs, policy, name if naming is None else naming(args, kwargs))
 
     def map(
         self,
@@ -191,9 +194,12 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         progress: bool = False,
     ) -> Iterator[T]:
         check_map_args(timeout, chunksize, buffersize)
-        fn, policy, name = unwrap_task(fn, policy)
+        fn, policy, name, naming = unwrap_task(fn, policy)
         end = None if timeout is None else time.monotonic() + timeout
-        submissions = (self._submit(fn, args, {}, policy, name) for args in zip(*iterables, strict=False))
+        submissions = (
+            self._submit(fn, args, {}, policy, name if naming is None else naming(args, {}))
+            for args in zip(*iterables, strict=False)
+        )
         total = map_total(iterables) if progress else None
         return submit_ahead(submissions, buffersize, end, progress=progress, total=total)
 
@@ -344,6 +350,25 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """The runs submitted and not finished yet (a snapshot, in no particular order)."""
         return list(self.__active)
 
+    def add_submit_callback(self, fn: Callable[[TaskRun[Any]], object]) -> None:
+        """Call ``fn(run)`` with every run submitted from now on, before its first attempt starts.
+
+        For observers that must see every run, short ones too (`woflo.progress`
+        given a runner). ``fn`` runs on the submitting thread; it must be quick
+        and must not submit. An exception it raises is reported
+        (`report_internal_error`), not raised to the submitter.
+        """
+        with self.__lock:
+            self.__submit_callbacks = (*self.__submit_callbacks, fn)
+
+    def remove_submit_callback(self, fn: Callable[[TaskRun[Any]], object]) -> None:
+        """Stop calling ``fn`` (added by `add_submit_callback`); nothing happens if it was not added."""
+        with self.__lock:
+            callbacks = list(self.__submit_callbacks)
+            if fn in callbacks:
+                callbacks.remove(fn)
+            self.__submit_callbacks = tuple(callbacks)
+
     def release_on_drop(self, release: Callable[[], object]) -> None:
         """Call ``release()`` if this runner becomes unreachable without `shutdown`.
 
@@ -391,6 +416,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             lock.release()
         if _structlog.is_configured or _stdlib.enabled:
             self.__events.emit("task.submitted", run)
+        if self.__submit_callbacks:
+            self.__notify_submitted(run)
         if policy.deadline is not None:
             control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
         if policy.custom:
@@ -410,6 +437,13 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             if isinstance(exc, KeyboardInterrupt):
                 raise
         return run
+
+    def __notify_submitted(self, run: TaskRun[Any]) -> None:
+        for fn in self.__submit_callbacks:
+            try:
+                fn(run)
+            except Exception as exc:
+                _report_error(exc)
 
     def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Start attempt ``number`` of ``run`` through the backend."""

@@ -13,7 +13,7 @@ from woflo._names import callable_name
 from woflo._policy import Policy
 from woflo._taskrun import TaskRun
 
-__all__ = ["chain_results", "check_map_args", "map_total", "submit_ahead", "task_name", "unwrap_task"]
+__all__ = ["chain_results", "check_map_args", "map_total", "submit_ahead", "RunNaming", "task_name", "unwrap_task"]
 
 T = TypeVar("T")
 
@@ -23,12 +23,23 @@ def task_name(fn: Callable[..., Any]) -> str:
     return callable_name(fn)
 
 
-def unwrap_task(fn: Callable[..., Any], policy: Policy) -> tuple[Callable[..., Any], Policy, str | None]:
-    """A `@task` handed to an executor runs its plain function under its own policy."""
+#: Names a run from its call's ``(args, kwargs)``: a task's ``run_name``.
+RunNaming = Callable[[tuple[Any, ...], dict[str, Any]], str]
+
+
+def unwrap_task(
+    fn: Callable[..., Any], policy: Policy
+) -> tuple[Callable[..., Any], Policy, str | None, RunNaming | None]:
+    """A `@task` handed to an executor runs its plain function under its own policy.
+
+    Returns the function to call, the policy, the task's name (``None`` for a
+    plain callable: named by `task_name`) and, for a task with a
+    ``run_name``, what names each run from its arguments.
+    """
     unwrap = getattr(fn, "_woflo_unwrap", None)
     if unwrap is None:
-        return fn, policy, None
-    result: tuple[Callable[..., Any], Policy, str | None] = unwrap()
+        return fn, policy, None, None
+    result: tuple[Callable[..., Any], Policy, str | None, RunNaming | None] = unwrap()
     return result
 
 

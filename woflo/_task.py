@@ -14,7 +14,7 @@ from woflo._defaults import coroutine_runner, default_runner
 from woflo._policy import Policy
 from woflo._runner import Runner
 from woflo._shared import shared_runner
-from woflo._submit import task_name
+from woflo._submit import RunNaming, task_name
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
@@ -203,7 +203,10 @@ class Task(Generic[P, R]):
             >>> list(task(abs, runner=SequentialRunner).map([-1, 2, -3]))
             [1, 2, 3]
         """
-        return self._resolve(executor)._map(self.fn, iterables, timeout, 1, self._policy, buffersize, progress)
+        # The task itself, unwrapped by _map, so that each run gets its run_name.
+        return self._resolve(executor)._map(
+            cast("Callable[..., R]", self), iterables, timeout, 1, self._policy, buffersize, progress
+        )
 
     def options(
         self,
@@ -230,10 +233,11 @@ class Task(Generic[P, R]):
             **merged,
         )
 
-    def _woflo_unwrap(self) -> tuple[Callable[..., Any], Policy, str]:
+    def _woflo_unwrap(self) -> tuple[Callable[..., Any], Policy, str, RunNaming | None]:
         # Lets `executor.submit(some_task, ...)` run the plain function under
-        # the task's own policy instead of submitting from inside a worker.
-        return self.fn, self._policy, self.name
+        # the task's own policy (and run names) instead of submitting from
+        # inside a worker.
+        return self.fn, self._policy, self.name, self._namer
 
     def _resolve(self, executor: Executor | None) -> Runner:
         if executor is None:

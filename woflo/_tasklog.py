@@ -39,6 +39,7 @@ from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
 from woflo._events import EVENTS
+from woflo._fastpath import ENABLED
 
 __all__ = ["FIELDS", "add_task_context", "bind", "current_fields", "levels_item", "reemit", "unbind"]
 
@@ -206,7 +207,7 @@ def _snapshot(wrapper: object) -> bytes:
     return pickle.dumps((root.level, disable, named, level), pickle.HIGHEST_PROTOCOL)
 
 
-def levels_item() -> tuple[int, None, bool, bytes]:
+def _levels_item_fast() -> tuple[int, None, bool, bytes]:
     """The parent's effective levels, as the pseudo-job (jid 0) that heads every batch sent to a worker.
 
     Runs on the pool's manager thread. The snapshot holds the root level,
@@ -226,6 +227,18 @@ def levels_item() -> tuple[int, None, bool, bytes]:
     item = _item = (0, None, False, _snapshot(wrapper))
     _item_wrapper = wrapper
     return item
+
+
+def _levels_item_public() -> tuple[int, None, bool, bytes]:
+    """`levels_item` on public APIs only (``WOFLO_NO_FAST_PATHS=1``): a new snapshot for every batch."""
+    structlog = sys.modules.get("structlog")
+    wrapper = structlog.get_config()["wrapper_class"] if structlog is not None else None
+    return (0, None, False, _snapshot(wrapper))
+
+
+#: The level snapshot that heads every batch (see `_levels_item_fast`); on
+#: public APIs only when woflo/_fastpath.py says so.
+levels_item = _levels_item_fast if ENABLED else _levels_item_public
 
 
 # -- re-emitting what a worker forwarded ---------------------------------------

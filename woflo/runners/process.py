@@ -263,7 +263,8 @@ class ProcessRunner(Runner):
         check_map_args(timeout, chunksize, buffersize)
         if chunksize == 1:
             return super()._map(fn, iterables, timeout, chunksize, policy, buffersize, progress)
-        fn, policy, name = unwrap_task(fn, policy)
+        # A chunk is one run of many calls: named after the task, not one call.
+        fn, policy, name, _ = unwrap_task(fn, policy)
         chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
         run_chunk = functools.partial(_run_chunk, fn)
         name = name or task_name(fn)
