@@ -627,6 +627,23 @@ def test_multiprocessing_process_popen_and_original_dir() -> None:
         proc.close()
 
 
+def test_subprocess_args_from_interpreter_flags_gives_the_parent_s_options() -> None:
+    # What multiprocessing's spawn passes to its children, and woflo's exec launcher too.
+    flags = getattr(subprocess, "_args_from_interpreter_flags", None)
+    canary(callable(flags), "woflo/_process/launch.py", "subprocess._args_from_interpreter_flags exists")
+    assert flags is not None
+    probe = "import subprocess; print(subprocess._args_from_interpreter_flags())"
+    out = subprocess.run(
+        [sys.executable, "-O", "-X", "utf8", "-W", "error::ResourceWarning", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    for option in ("-O", "utf8", "error::ResourceWarning"):
+        canary(option in out, "woflo/_process/launch.py", f"{option} is among the flags: {out.strip()}")
+
+
 # -- AsyncRunner: plain functions still queued at interpreter exit ----------------------
 
 

@@ -31,16 +31,21 @@ TESTS = str(Path(__file__).parent.parent)
 REPO = str(Path(__file__).parent.parent.parent)
 
 
-def _run_script(code: str, *args: str, cwd: Path, timeout: float = 120) -> str:
+def _run_script(code: str, *args: str, cwd: Path, timeout: float = 120, options: tuple[str, ...] = ()) -> str:
     """Run ``code`` as a script file (its own ``__main__``, in a folder of its
-    own under ``cwd``) in a fresh interpreter; return its stdout."""
+    own under ``cwd``) in a fresh interpreter started with ``options``; return its stdout."""
     folder = cwd / "script"
     folder.mkdir()
     script = folder / "main.py"
     script.write_text(textwrap.dedent(code))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, TESTS])}
     proc = subprocess.run(
-        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *options, str(script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"script failed ({proc.returncode}):\n{proc.stderr}"
     return proc.stdout
@@ -105,6 +110,35 @@ def test_main_functions_sys_argv_and_cwd_modules_work_in_exec_workers(tmp_path: 
     assert report["function"] == [["first", "second"], here, "/dev/null"]
     assert report["by_reference"] == 15
     assert os.path.realpath(report["module_file"]) == os.path.join(here, "cwd_module.py")
+
+
+@pytest.mark.timeout(120)
+def test_workers_run_with_the_parent_s_interpreter_options(tmp_path: Path) -> None:
+    # python -O / -X ... / -W ...: the tasks run under them, as in the parent and
+    # as in multiprocessing's spawn children. Before, an exec worker started
+    # with none of them (asserts ran under -O; warnings filters were lost).
+    out = _run_script(
+        """
+        import json, multiprocessing, sys
+        from concurrent.futures import ProcessPoolExecutor
+        from woflo import ProcessRunner
+
+        def options():
+            return [sys.flags.optimize, sys.flags.dev_mode, sorted(sys._xoptions), sys.warnoptions]
+
+        if __name__ == "__main__":
+            with ProcessRunner(1) as r:
+                mine = r.submit(options).result(60)
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+                stdlib = ex.submit(options).result(60)
+            print(json.dumps({"parent": options(), "woflo": mine, "spawn": stdlib}))
+        """,
+        cwd=tmp_path,
+        options=("-O", "-X", "utf8", "-W", "error::ResourceWarning"),
+    )
+    report = json.loads(out)
+    assert report["parent"][0] == 1 and "utf8" in report["parent"][2]
+    assert report["woflo"] == report["parent"] == report["spawn"]
 
 
 @pytest.mark.timeout(60)

@@ -148,6 +148,22 @@ class ExecProcess:
             self.sentinel = -1
 
 
+def _interpreter_flags() -> list[str]:
+    """The parent's interpreter options (``-O``, ``-X ...``, ``-W ...``, ``-I``...) for the worker.
+
+    As multiprocessing's "spawn" and "forkserver" start their children
+    (``multiprocessing.spawn.get_command_line``), so that ``python -O`` or
+    ``-X dev`` or ``-W error`` applies to the tasks as it would in the
+    parent. ``subprocess._args_from_interpreter_flags`` is private but is
+    what multiprocessing itself calls; pinned by tests/test_canaries.py.
+    """
+    flags = getattr(subprocess, "_args_from_interpreter_flags", None)
+    if flags is None:  # gone from a future Python: the worker runs with defaults
+        return []
+    args: list[str] = flags()
+    return args
+
+
 def start(fds: tuple[int, int, int]) -> ExecProcess:
     """Start a worker interpreter that holds ``fds`` (its inbox, result and control ends).
 
@@ -165,7 +181,7 @@ def start(fds: tuple[int, int, int]) -> ExecProcess:
         keep.append(sentinel_w)  # held open by the worker until it exits
     try:
         popen = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, _ROOT, *map(str, keep)],
+            [sys.executable, *_interpreter_flags(), "-c", _BOOT, _ROOT, *map(str, keep)],
             stdin=subprocess.DEVNULL,  # as multiprocessing's children: no shared terminal input
             pass_fds=keep,
         )
