@@ -559,3 +559,10 @@ def log_from_signal_handler(n: int, keep_alarm: bool = False) -> int:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
     return ran
+
+
+def make_lock() -> object:
+    """A result no pickler can send back (a lock)."""
+    import threading
+
+    return threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -48,6 +49,26 @@ def test_results_errors_and_map(client: Any) -> None:
             ex.submit(funcs.boom, "bad").result(timeout=60)
         assert list(ex.map(funcs.add, range(10), range(10))) == [2 * i for i in range(10)]
     assert client.status == "running", "a given client must be left running"
+
+
+def test_what_cannot_be_pickled_is_a_serialization_error_never_retried(client: Any) -> None:
+    # As on the process runner (and a pickle.PicklingError, as the stdlib's).
+    # Before: distributed's TypeError("Could not serialize ..."), retried as a
+    # failure of the task, with a repr of the call in its message.
+    import threading
+
+    from woflo import SerializationError
+
+    with DaskRunner(client, retries=2) as ex:
+        sent = ex.submit(funcs.add, threading.Lock(), 1)
+        with pytest.raises(SerializationError, match="cannot pickle argument of add") as info:
+            sent.result(timeout=60)
+        assert isinstance(info.value, (pickle.PicklingError, TypeError))
+        back = ex.submit(funcs.make_lock)
+        with pytest.raises(SerializationError, match="cannot pickle the result of make_lock"):
+            back.result(timeout=60)
+    assert [a.outcome for a in sent.attempts] == ["failed"]
+    assert [a.outcome for a in back.attempts] == ["failed"]
 
 
 def test_kwargs_named_like_submit_options_reach_the_task(client: Any) -> None:

@@ -26,7 +26,8 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from woflo._errors import WorkerCrashed
+from woflo._errors import SerializationError, WorkerCrashed
+from woflo._names import callable_name
 from woflo._policy import POLICY_OPTIONS, Policy
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
@@ -229,7 +230,16 @@ class DaskRunner(Runner):
             return
         if kwargs and not self._submit_keywords.isdisjoint(kwargs):
             fn, kwargs = functools.partial(fn, **kwargs), {}
-        future = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
+        try:
+            future = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
+        except TypeError as exc:
+            if not _is_serialization_failure(exc):
+                raise
+            error = exc.__cause__ if exc.__cause__ is not None else exc
+            # Not distributed's message: it holds a repr of the task, which may show the arguments.
+            raise SerializationError.wrap(
+                f"cannot pickle argument of {callable_name(attempt.fn)}: {_reason(error)}", error
+            ) from None
         attempt.handle = future
         if attempt.settled:
             # Stopped or timed out between begin and now: _stop saw no handle.
@@ -331,6 +341,10 @@ class DaskRunner(Runner):
             return
         if tb is not None and exc.__traceback__ is None:
             exc = exc.with_traceback(tb)
+        if _is_serialization_failure(exc):
+            # The worker could not send the result back.
+            error = exc.__cause__ if exc.__cause__ is not None else exc
+            exc = SerializationError.wrap(f"cannot pickle the result of {attempt.run.name}: {_reason(error)}", error)
         attempt.fail(exc)
 
     # -- shutdown -----------------------------------------------------------------------
@@ -366,3 +380,19 @@ def _drop_handles(batch: list[tuple[Attempt | None, Any]]) -> None:
     for attempt, _ in batch:
         if attempt is not None:
             attempt.handle = None
+
+
+def _is_serialization_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is distributed's report of a value it could not pickle.
+
+    distributed raises ``TypeError("Could not serialize object of type ...")``
+    (``distributed.protocol.serialize``) with the pickler's own error as
+    ``__cause__``, when the client sends a call and when a worker sends a
+    result back. woflo reports both as a `woflo.SerializationError`, never
+    retried, as on the process runner.
+    """
+    return isinstance(exc, TypeError) and bool(exc.args) and str(exc.args[0]).startswith("Could not serialize")
+
+
+def _reason(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:200]}"
