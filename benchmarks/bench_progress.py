@@ -8,12 +8,12 @@ here (the terminal bar costs tqdm's drawing on top, throttled to 10 per second).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import statistics
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import compare
+import time
+from collections.abc import Callable
 
 import woflo
 from woflo import ThreadRunner
@@ -51,26 +51,36 @@ def main() -> None:
             for _ in submit_ahead((ex.submit(noop) for _ in range(n)), None, None, progress=progress, total=n):
                 pass
 
+    cases: dict[str, Callable[[], None]] = {
+        "plain": plain,
+        "progress(runs)": shown,
+        "map": lambda: mapped(False),
+        "map(progress=True)": lambda: mapped(True),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     old_stderr = sys.stderr
     sys.stderr = sink  # map's progress draws on stderr
     try:
-        t = compare(
-            {
-                "plain": plain,
-                "progress(runs)": shown,
-                "map": lambda: mapped(False),
-                "map(progress=True)": lambda: mapped(True),
-            },
-            repeat=args.repeat,
-        )
+        plain()  # warm up
+        for _ in range(args.repeat):  # round-robin: load bursts hit every case alike
+            for name, case in cases.items():
+                gc.collect()
+                w0, c0 = time.perf_counter(), time.process_time()
+                case()
+                wall[name].append(time.perf_counter() - w0)
+                cpu[name].append(time.process_time() - c0)
     finally:
         sys.stderr = old_stderr
-    print(f"n={n}, max_workers={WORKERS}, median of {args.repeat}, Python {sys.version.split()[0]}\n")
-    print("| case | median s | per run (us) | extra per run (us) | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"n={n}, max_workers={WORKERS}, median of {args.repeat}, Python {sys.version.split()[0]}")
+    print("CPU = the process's CPU time (every thread), less sensitive to a loaded machine than wall time\n")
+    print("| case | wall per run (us) | extra wall (us) | CPU per run (us) | extra CPU (us) | CPU range (us) |")
+    print("|---|---:|---:|---:|---:|---|")
     for name, base in [("plain", "plain"), ("progress(runs)", "plain"), ("map", "map"), ("map(progress=True)", "map")]:
-        extra = (t[name] - t[base]) / n * 1e6
-        print(f"| {name} | {t[name]:.4f} | {t[name] / n * 1e6:.2f} | {extra:+.2f} | {t[name] / t[base]:.2f}x |")
+        w, wb = statistics.median(wall[name]) / n * 1e6, statistics.median(wall[base]) / n * 1e6
+        c, cb = statistics.median(cpu[name]) / n * 1e6, statistics.median(cpu[base]) / n * 1e6
+        lo, hi = min(cpu[name]) / n * 1e6, max(cpu[name]) / n * 1e6
+        print(f"| {name} | {w:.2f} | {w - wb:+.2f} | {c:.2f} | {c - cb:+.2f} | {lo:.2f}-{hi:.2f} |")
 
 
 if __name__ == "__main__":
