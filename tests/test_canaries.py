@@ -73,7 +73,8 @@ print(json.dumps({
     "running_loop_here": _looprun.running_loop_here.__name__,
     "running_loop": getattr(_looprun.running_loop, "__name__", "?"),
     "events": _events.FAST,
-    "switch": "structlog's _CONFIG" if switch is structlog._config._CONFIG else type(switch).__name__,
+    # The switch reads structlog's _CONFIG's own attributes (its __dict__ is _CONFIG's).
+    "switch": "structlog's _CONFIG" if vars(switch) is vars(structlog._config._CONFIG) else type(switch).__name__,
     "stdlib_switch": type(_events.stdlib_switch()).__name__,
     "levels_item": _tasklog.levels_item.__name__,
     "run_is_asyncio_future": is_future,
@@ -138,7 +139,8 @@ def test_this_process_uses_what_the_variable_says() -> None:
     assert _fastpath.ENABLED is enabled
     assert _condition.FAST is _looprun.FAST is _events.FAST is enabled
     assert _condition.RunCondition is (FastRunCondition if enabled else PlainRunCondition)
-    assert (_events.structlog_switch() is _events._CONFIG) is enabled
+    switch = _events.structlog_switch()
+    assert (_events._CONFIG is not None and vars(switch) is vars(_events._CONFIG)) is enabled
     assert (type(_events.stdlib_switch()).__name__ == "_StdlibGate") is enabled
     assert _tasklog.levels_item is (_tasklog._levels_item_fast if enabled else _tasklog._levels_item_public)
 
@@ -590,14 +592,14 @@ def test_cloudpickle_reduces_a_dynamic_function_as_wire_expects() -> None:
     rv = pickler._dynamic_function_reduce(namespace["f"])
     canary(
         len(rv) == 6 and rv[0] is cp._make_function and rv[5] is cp._function_setstate and len(rv[1]) == 5,
-        "woflo/_process/wire.py (_TaskPickler._dynamic_function_reduce)",
+        "woflo/_process/taskpickler.py (TaskPickler._dynamic_function_reduce)",
         "cloudpickle's Pickler._dynamic_function_reduce returns "
         "(_make_function, 5 args, state, None, None, _function_setstate)",
     )
     canary(
         b"_shared_function" in wire.dumps_task(namespace["f"]),
         "woflo/_process/wire.py",
-        "_TaskPickler's hook is called for a function pickled by value",
+        "TaskPickler's hook is called for a function pickled by value",
     )
     assert pickle.loads(wire.dumps_task(namespace["f"]))() == 1
 

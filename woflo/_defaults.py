@@ -7,17 +7,33 @@ ask here.
 
 from __future__ import annotations
 
-from woflo._runner import Runner
+from typing import TYPE_CHECKING
+
 from woflo._shared import shared_runner
-from woflo.runners.aio import runner_for_running_loop
-from woflo.runners.process import ProcessRunner
+
+if TYPE_CHECKING:
+    from woflo._runner import Runner
+
+# The runner modules are imported when a default is first asked for (the
+# first call of a ``@task``, a `woflo.WofloExecutor` built without a runner),
+# not when ``@task`` decorates: the process pool and asyncio are paid for by
+# the scripts that use them.
 
 __all__ = ["coroutine_runner", "default_runner", "default_runner_class"]
 
 
+_default_class: type[Runner] | None = None  # ProcessRunner, once imported
+
+
 def default_runner_class() -> type[Runner]:
     """The runner class `woflo.WofloExecutor` builds, and ``@task`` shares, when none is named."""
-    return ProcessRunner
+    global _default_class
+    cls = _default_class
+    if cls is None:  # once: every call of a default @task asks
+        from woflo.runners.process import ProcessRunner
+
+        cls = _default_class = ProcessRunner
+    return cls
 
 
 def default_runner() -> Runner:
@@ -31,4 +47,6 @@ def coroutine_runner() -> Runner:
     Inside a running event loop, an AsyncRunner bound to that loop; outside
     any loop, the shared AsyncRunner with its own background loop.
     """
+    from woflo.runners.aio import runner_for_running_loop
+
     return runner_for_running_loop()

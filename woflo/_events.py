@@ -17,27 +17,27 @@ The names and fields are public API; `docs/events.md` documents them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
 from typing import Any, Protocol
 
-import structlog
-
 from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 
 __all__ = ["EVENTS", "FAST", "Emitter", "event_line", "events_switch", "stdlib_switch"]
 
-# A lazy proxy: it follows structlog's configuration as it is at each call
-# (and becomes a plain bound logger when the configuration caches loggers).
-_logger = structlog.get_logger("woflo")
+# structlog is not imported here: an application that never imports it does
+# not pay for it, and one that never imported it has not configured it
+# either. The structlog side below is set up when structlog is imported, now
+# if it already is, else by a one-shot import hook (`_on_structlog_import`).
 
 # The fields of structlog's private configuration object that woflo reads
 # (pinned by tests/test_canaries.py).
 _CONFIG_FIELDS = ("default_processors", "default_wrapper_class", "logger_factory", "default_context_class")
 
 
-def _structlog_config() -> Any:
+def _structlog_config(structlog: Any) -> Any:
     """structlog's configuration object (private), or None if it is not as expected."""
     config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
     if config is None or not isinstance(getattr(config, "is_configured", None), bool):
@@ -47,14 +47,19 @@ def _structlog_config() -> Any:
     return config
 
 
-# structlog's configuration object: read to tell when the configuration
-# changed (see _current_logger) and whether it is configured (see
-# events_switch). None with WOFLO_NO_FAST_PATHS=1 (woflo._fastpath) or if
-# structlog's layout changed: then woflo uses structlog's public API only,
-# the lazy proxy and structlog.is_configured().
-_CONFIG: Any = _structlog_config() if _FAST_PATHS_ALLOWED else None
-#: Whether the fast paths of this module are on.
-FAST: bool = _CONFIG is not None
+# structlog's configuration object, once structlog is imported: read to tell
+# when the configuration changed (see _current_logger). None until then, and
+# for good with WOFLO_NO_FAST_PATHS=1 (woflo._fastpath) or if structlog's
+# layout changed: then woflo uses structlog's public API only, the lazy proxy
+# and structlog.is_configured().
+_CONFIG: Any = None
+#: Whether the fast paths of this module are on (decided before structlog is
+#: imported: its layout is checked then, and the fallback taken if it changed).
+FAST: bool = _FAST_PATHS_ALLOWED
+# structlog's lazy proxy for the logger "woflo", once structlog is imported:
+# it follows structlog's configuration as it is at each call (and becomes a
+# plain bound logger when the configuration caches loggers).
+_logger: Any = None
 _bound: tuple[tuple[Any, ...], Any] | None = None
 
 
@@ -68,8 +73,13 @@ def _current_logger() -> Any:
     what ``configure()`` replaces stays the same object: the processor list
     (changes made to that list in place still show, the logger holds the list
     itself), the wrapper class, the logger factory and the context class.
+    Called only when structlog is configured, so imported.
     """
-    global _bound
+    global _bound, _logger
+    if _logger is None:
+        import structlog
+
+        _logger = structlog.get_logger("woflo")
     config = _CONFIG
     if config is None:  # the fallback: follow the proxy
         return _logger
@@ -89,24 +99,104 @@ def _current_logger() -> Any:
     return logger
 
 
+class _StructlogGate:
+    """``is_configured``: whether structlog is configured, as a plain attribute read.
+
+    Until structlog is imported, the class attribute answers False (structlog
+    that no one imported is configured by no one). Once it is, the instance
+    dict *is* structlog's configuration object's dict, where
+    ``structlog.configure()`` stores ``is_configured = True`` (and
+    ``reset_defaults()`` False): the read costs what reading structlog's own
+    flag costs, with no call, and follows every configuration change.
+    """
+
+    is_configured: bool = False
+
+
 class _AskStructlog:
     """``is_configured`` through structlog's public function (the fallback)."""
 
     @property
     def is_configured(self) -> bool:
-        return structlog.is_configured()
+        structlog = sys.modules.get("structlog")
+        return structlog is not None and bool(structlog.is_configured())
+
+
+_structlog_switch: Any = _StructlogGate() if FAST else _AskStructlog()
+
+
+def _structlog_imported(structlog: Any) -> None:
+    """Set up the structlog side once structlog is imported (in this process, by anyone)."""
+    global _CONFIG, FAST
+    if not FAST:
+        return
+    config = _structlog_config(structlog)
+    if config is None:  # structlog's layout changed: the public API from now on
+        FAST = False
+        # The same object (runners hold it), asking structlog from now on.
+        _structlog_switch.__class__ = _AskStructlog
+        return
+    _CONFIG = config
+    _structlog_switch.__dict__ = config.__dict__
 
 
 def structlog_switch() -> Any:
     """An object whose ``is_configured`` says whether structlog is configured.
 
-    structlog's own configuration object answers with an attribute read where
-    a call to ``structlog.is_configured()`` would cost a function call each
-    time. Falls back to that call if structlog ever stops having the object.
+    A plain attribute read (see `_StructlogGate`) where a call to
+    ``structlog.is_configured()`` would cost a function call each time. Falls
+    back to that call if structlog ever stops having the configuration object
+    woflo reads. Take it after woflo's modules are imported, not before.
     """
-    if _CONFIG is not None:
-        return _CONFIG
-    return _AskStructlog()
+    return _structlog_switch
+
+
+class _OnImport:
+    """A one-shot ``sys.meta_path`` finder: runs `_structlog_imported` right after structlog is imported.
+
+    It answers for the name ``structlog`` only, once, by asking the other
+    finders and wrapping the loader they give; then it leaves ``sys.meta_path``.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "structlog":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenSetUp(spec.loader)  # type: ignore[assignment]
+        return spec
+
+
+class _ThenSetUp:
+    """The structlog loader, followed by `_structlog_imported`."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        _structlog_imported(module)
+
+
+def _on_structlog_import() -> None:
+    structlog = sys.modules.get("structlog")
+    if structlog is not None:
+        _structlog_imported(structlog)
+    elif FAST:
+        sys.meta_path.insert(0, _OnImport())
+
+
+_on_structlog_import()
 
 
 # -- the standard library's side ----------------------------------------------------
@@ -203,9 +293,6 @@ class _EventsSwitch:
     @property
     def is_configured(self) -> bool:
         return bool(_structlog_switch.is_configured or _stdlib_gate.enabled)
-
-
-_structlog_switch = structlog_switch()
 
 
 def events_switch() -> Any:
@@ -358,7 +445,7 @@ class Emitter:
         if self.muted:
             return
         try:
-            if structlog.is_configured():
+            if _structlog_switch.is_configured:
                 fields = self._fields(event, run, attempt, worker, duration_s, exception, extra)
                 if event == "task.failed" and exception is not None and _has_traceback(exception):
                     fields["traceback"] = format_traceback(exception)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypedDict
-
-import tenacity
-from tenacity.retry import retry_base
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from woflo._errors import BrokenRunner, SerializationError
 from woflo._names import callable_name
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["POLICY_OPTIONS", "Policy", "PolicyOptions", "retryable"]
 
@@ -53,7 +52,10 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and not isinstance(exc, _NEVER_RETRIED)
 
 
-_RETRY_ON_EXCEPTION = tenacity.retry_if_exception(retryable)
+# tenacity is imported when a policy first needs its Retrying (a run's first
+# failure with retries, a user's ``retry=`` or ``retrying=``): a run that
+# succeeds at once, the usual case, never does, and neither does ``import woflo``.
+_built_lock = threading.Lock()
 
 # What tenacity calls with a RetryCallState, for a whole Retrying.
 _RETRYING_CALLABLES = ("stop", "wait", "retry", "before", "after", "before_sleep", "retry_error_callback")
@@ -128,12 +130,42 @@ class Policy:
         options: the options this policy was built from, for `Policy.build` overrides.
     """
 
-    retrying: tenacity.Retrying
     timeout: float | None
     deadline: float | None
     single_attempt: bool
     custom: bool
     options: Mapping[str, Any]
+    # The user's Retrying, or woflo's own once built (see `retrying`).
+    _retrying: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def retrying(self) -> tenacity.Retrying:
+        """The tenacity controller asked after every attempt (woflo's own: built, tenacity imported, at first use)."""
+        retrying = self._retrying
+        if retrying is None:
+            built = self._own_retrying(self.options)
+            with _built_lock:  # one Retrying per policy, whichever thread builds it first
+                retrying = self._retrying
+                if retrying is None:
+                    retrying = built
+                    object.__setattr__(self, "_retrying", built)
+        return retrying  # type: ignore[no-any-return]
+
+    @classmethod
+    def _own_retrying(cls, opts: Mapping[str, Any]) -> tenacity.Retrying:
+        """woflo's Retrying for options already checked by `_from_options`."""
+        import tenacity
+
+        stop = opts.get("stop")
+        wait = opts.get("wait")
+        retry = opts.get("retry")
+        if stop is None:
+            stop = tenacity.stop_after_attempt((opts.get("retries") or 0) + 1)
+        if wait is None:
+            wait = tenacity.wait_fixed(cls._wait_time(dict(opts)) or 0.0)
+        if retry is None:
+            retry = tenacity.retry_if_exception(retryable)
+        return tenacity.Retrying(stop=stop, wait=wait, retry=retry, reraise=True)
 
     @classmethod
     def build(cls, base: Policy | None = None, **options: Any) -> Policy:
@@ -177,6 +209,8 @@ class Policy:
             clash = {"retries", "retry_wait_time", "retry_sleep_time", "stop", "wait", "retry"} & set(opts)
             if clash:
                 raise ValueError(f"give retrying= alone, or {', '.join(sorted(clash))} without it")
+            import tenacity
+
             retrying = opts["retrying"]
             if not isinstance(retrying, tenacity.Retrying):
                 raise TypeError(f"retrying must be a tenacity.Retrying, not {type(retrying).__name__}")
@@ -184,22 +218,18 @@ class Policy:
                 _check_takes_retry_state(f"retrying.{name}", getattr(retrying, name, None))
             # A disabled Retrying calls the function once, without any hook.
             enabled = bool(retrying.enabled)
-            return cls(retrying, timeout, deadline, not enabled, enabled, opts)
+            return cls(timeout, deadline, not enabled, enabled, opts, retrying)
 
         if retries is not None and "stop" in opts:
             raise ValueError("give retries= or stop=, not both")
         if wait_time is not None and "wait" in opts:
             raise ValueError("give retry_wait_time= or wait=, not both")
-        stop = cls._checked(opts, "stop", stop_base)
-        wait = cls._checked(opts, "wait", wait_base)
-        retry = cls._checked(opts, "retry", retry_base)
-        if stop is None:
-            stop = tenacity.stop_after_attempt((retries or 0) + 1)
-        if wait is None:
-            wait = tenacity.wait_fixed(wait_time or 0.0)
-        retrying = tenacity.Retrying(stop=stop, wait=wait, retry=retry or _RETRY_ON_EXCEPTION, reraise=True)
+        cls._checked(opts, "stop")
+        cls._checked(opts, "wait")
+        retry = cls._checked(opts, "retry")
         single = "stop" not in opts and not retries
-        return cls(retrying, timeout, deadline, single, retry is not None, opts)
+        # The Retrying itself is built on first use (`retrying`).
+        return cls(timeout, deadline, single, retry is not None, opts)
 
     @staticmethod
     def _wait_time(opts: dict[str, Any]) -> float | None:
@@ -217,10 +247,11 @@ class Policy:
         return float(value)
 
     @staticmethod
-    def _checked(opts: dict[str, Any], name: str, kind: type) -> Any:
+    def _checked(opts: dict[str, Any], name: str) -> Any:
         value = opts.get(name)
-        # tenacity accepts any callable taking the retry state; so do we.
-        if value is not None and not isinstance(value, kind) and not callable(value):
+        # tenacity accepts any callable taking the retry state; so do we (its
+        # strategies are callables too: no need to import tenacity to tell).
+        if value is not None and not callable(value):
             raise TypeError(f"{name} must be a tenacity {name} strategy, not {type(value).__name__}")
         _check_takes_retry_state(name, value)
         return value
@@ -244,6 +275,8 @@ class Policy:
         own._local = _RunLocal()  # type: ignore[assignment]
         own.begin()
         retrying._local.statistics = own.statistics
+        import tenacity  # imported already: `retrying` is built
+
         return tenacity.RetryCallState(own, fn, args, kwargs)
 
 

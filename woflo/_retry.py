@@ -8,9 +8,10 @@ knows nothing of runners or threads; `woflo.Runner` acts on the answer.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import tenacity
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["Step", "next_step"]
 
@@ -41,6 +42,9 @@ def next_step(state: tenacity.RetryCallState, value: Any, exc: BaseException | N
         or hook raised, or a `ValueError` for a wait that is negative, NaN or
         infinite.
     """
+    # Imported here: a state exists, so tenacity already is (see woflo._policy).
+    import tenacity
+
     retrying: tenacity.BaseRetrying = state.retry_object
     # tenacity's statistics, which iter() updates: a run's own copy of a
     # user's Retrying has them; woflo's own keeps them per thread, and this

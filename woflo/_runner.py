@@ -29,9 +29,6 @@ from concurrent.futures import CancelledError, Executor
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-import structlog
-import tenacity
-
 from woflo._attempt import Attempt
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
 from woflo._events import Emitter, stdlib_switch, structlog_switch
@@ -43,6 +40,7 @@ from woflo._submit import check_map_args, map_total, submit_ahead, task_name, un
 from woflo._taskrun import _OVER, AttemptOutcome, AttemptRecord, RunState, TaskRun
 
 if TYPE_CHECKING:
+    import tenacity
     from typing_extensions import Unpack
 
     from woflo._policy import PolicyOptions
@@ -552,7 +550,10 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """Ask tenacity what follows attempt ``number``, and do it."""
         state = control.retry_state
         if state is None:
-            # woflo's own Retrying (no hooks): made at the first failure only.
+            # woflo's own Retrying (no hooks): made at the first failure only,
+            # and tenacity imported then (a run that never fails never needs it).
+            import tenacity
+
             fn, args, kwargs = control.call
             state = control.retry_state = tenacity.RetryCallState(control.policy.retrying, fn, args, kwargs)
             state.start_time = control.t0
@@ -695,7 +696,9 @@ def _report_error(exc: BaseException) -> None:
     # An error inside woflo's own timer callbacks: say so through the event
     # channel rather than kill the scheduler thread. A function, not a method:
     # the scheduler thread holds it and must not keep its runner alive.
-    if structlog.is_configured():
+    if _structlog.is_configured:  # so structlog is imported
+        import structlog
+
         structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
 
 

@@ -8,7 +8,6 @@ methods, and ``await``. Only runners create TaskRuns.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import os
@@ -16,9 +15,12 @@ import threading
 from collections.abc import Generator
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
-from typing import Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from woflo._condition import RunCondition
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
 
@@ -511,6 +513,10 @@ class TaskRun(Future[T], Generic[T]):
         run that was cancelled or stopped raises ``asyncio.CancelledError``
         there, as any cancelled asyncio future does.
         """
+        # Imported here: whoever awaits has asyncio imported already, and
+        # `import woflo` must not import it (tens of milliseconds).
+        import asyncio
+
         if not self.done():
             loop = asyncio.get_running_loop()
             signal: asyncio.Future[None] = loop.create_future()

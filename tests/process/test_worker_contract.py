@@ -383,7 +383,7 @@ def test_initializer_of_main_sets_globals_its_tasks_read(tmp_path: Path, method:
 
 
 def test_cloudpickle_hook_is_in_place() -> None:
-    # Pins cloudpickle's private _dynamic_function_reduce that wire._TaskPickler
+    # Pins cloudpickle's private _dynamic_function_reduce that taskpickler.TaskPickler
     # hooks: two functions of one module, pickled apart, share one namespace
     # once unpickled, and the namespace keeps what was set there first.
     namespace: dict[str, Any] = {"__name__": "woflo_canary_module", "VALUE": "first"}

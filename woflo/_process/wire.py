@@ -38,11 +38,7 @@ import os
 import pickle
 import struct
 import traceback
-import types
 from typing import Any
-
-import cloudpickle
-import cloudpickle.cloudpickle as _cp
 
 from woflo._errors import SerializationError
 from woflo._names import callable_name
@@ -145,6 +141,10 @@ def dumps_value(obj: object) -> bytes:
     try:
         return pickle.dumps(obj, PROTOCOL)
     except Exception:
+        # cloudpickle imported here, when pickle cannot: a worker imports
+        # this module to serve jobs, and most jobs never need cloudpickle.
+        import cloudpickle
+
         data: bytes = cloudpickle.dumps(obj, PROTOCOL)
         return data
 
@@ -200,70 +200,27 @@ def loads_exception(payload: bytes, what: str) -> BaseException:
     return exc
 
 
-class _TaskPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle's pickler whose by-value functions share their module's namespace in the worker.
-
-    cloudpickle rebuilds each function sent by value with a globals dict of its
-    own, filled with the parent's values of the names it uses; functions of one
-    ``dumps`` share it, those of separate ``dumps`` do not. So a ``__main__``
-    initializer that sets a global would set it where no task looks. Here the
-    rebuild goes through ``_shared_function``/``_fill_globals`` instead, which
-    use one namespace per module name in the process that unpickles.
-
-    Hooks cloudpickle's private ``_dynamic_function_reduce`` (pinned by
-    ``tests/process/test_worker_contract.py::test_cloudpickle_hook_is_in_place``);
-    if the reduction does not have the shape expected, it is left as it is.
-    """
-
-    def _dynamic_function_reduce(self, func: types.FunctionType) -> Any:
-        rv = super()._dynamic_function_reduce(func)
-        if len(rv) == 6 and rv[0] is _cp._make_function and rv[5] is _cp._function_setstate and len(rv[1]) == 5:
-            return (_shared_function, rv[1], rv[2], rv[3], rv[4], _fill_globals)
-        return rv
+_task_pickler: Any = None  # woflo._process.taskpickler.TaskPickler, once imported
 
 
 def dumps_task(obj: object) -> bytes:
     """Pickle what the parent sends to a worker (callable, arguments, initializer) with cloudpickle.
 
     As ``cloudpickle.dumps``, except that functions sent by value share, in the
-    worker, one namespace per module name (see ``_TaskPickler``).
+    worker, one namespace per module name (see `woflo._process.taskpickler`).
 
     Raises:
         Whatever the pickler raises (``TypeError`` for a lock, ``pickle.PicklingError``...).
     """
+    global _task_pickler
+    pickler = _task_pickler
+    if pickler is None:  # imports cloudpickle
+        from woflo._process.taskpickler import TaskPickler
+
+        pickler = _task_pickler = TaskPickler
     with io.BytesIO() as file:
-        _TaskPickler(file, PROTOCOL).dump(obj)
+        pickler(file, PROTOCOL).dump(obj)
         return file.getvalue()
-
-
-# In a worker: module name -> the namespace its by-value functions share.
-_NAMESPACES: dict[str, dict[str, Any]] = {}
-
-
-def _shared_function(code: types.CodeType, base: dict[str, Any], name: Any, argdefs: Any, closure: Any) -> Any:
-    # Runs at unpickling. ``base`` holds the module's __name__, __file__...;
-    # the first function of a module makes it the module's namespace.
-    module = base.get("__name__")
-    if isinstance(module, str):
-        namespace = _NAMESPACES.setdefault(module, base)
-        if namespace is not base:
-            for key, value in base.items():
-                namespace.setdefault(key, value)
-        base = namespace
-    return _cp._make_function(code, base, name, argdefs, closure)
-
-
-def _fill_globals(func: types.FunctionType, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    # Runs at unpickling. The parent's values only fill names the namespace does
-    # not have yet: what the worker set (an initializer's ``global X``) wins,
-    # as in ``ProcessPoolExecutor``'s workers, which never see the parent's
-    # later changes either.
-    attrs, slots = state
-    namespace = func.__globals__
-    for key, value in slots["__globals__"].items():
-        if key not in namespace:
-            namespace[key] = value
-    _cp._function_setstate(func, (attrs, {**slots, "__globals__": {}}))
 
 
 def write_all(fd: int, parts: list[Any]) -> None:

@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import loky
-
+from woflo._cpus import cpu_count
 from woflo._errors import AttemptTimeout, WorkerCrashed
 from woflo._policy import Policy
 from woflo._process.pool import WorkerPool
@@ -108,7 +107,7 @@ def default_task_workers() -> int:
     calls at once, without 0.8's unbounded processes: its workers start on
     demand and exit after 10 s idle.
     """
-    return max(16, 4 * int(loky.cpu_count()))
+    return max(16, 4 * cpu_count())
 
 
 class ProcessRunner(Runner):
@@ -125,7 +124,8 @@ class ProcessRunner(Runner):
 
     Args:
         max_workers: worker processes at most, started on demand; default
-            ``loky.cpu_count()`` (aware of cgroup and affinity limits).
+            ``loky.cpu_count()`` (aware of cgroup and affinity limits, computed
+            without importing loky).
         start_method: ``None`` or ``"exec"`` (the default): woflo's own
             fork+exec of a fresh interpreter, safe with threads, no
             re-import of ``__main__``, no helper process. ``"loky"``: the
@@ -189,7 +189,7 @@ class ProcessRunner(Runner):
         worker_start_timeout: float | None = WORKER_START_TIMEOUT_S,
         **options: Unpack[PolicyOptions],
     ) -> None:
-        workers = check_max_workers(int(loky.cpu_count()) if max_workers is None else max_workers)
+        workers = check_max_workers(cpu_count() if max_workers is None else max_workers)
         if start_method is not None and start_method not in START_METHODS:
             raise ValueError(f"start_method must be one of {sorted(START_METHODS)} or None, not {start_method!r}")
         if max_tasks_per_child is not None and (
