@@ -55,18 +55,28 @@ import json, os, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {repo!r})
 method = sys.argv[1]
-if method == "PPE spawn":
+if method.startswith("PPE "):
     import concurrent.futures as cf, multiprocessing
     t1 = time.perf_counter()
-    ex = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    ex = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method[4:]))
+elif method == "@task (default)":
+    from woflo import task
+    t1 = time.perf_counter()
+    pid = task(os.getpid)().result(60)  # the shared default runner
+    t2 = time.perf_counter()
+    from woflo._shared import _shutdown_all
+    _shutdown_all()  # what atexit would do
+    t3 = time.perf_counter()
+    ex = None
 else:
     from woflo import ProcessRunner
     t1 = time.perf_counter()
     ex = ProcessRunner(2, start_method=None if method == "exec (default)" else method)
-pid = ex.submit(os.getpid).result(60)
-t2 = time.perf_counter()
-ex.shutdown()
-t3 = time.perf_counter()
+if ex is not None:
+    pid = ex.submit(os.getpid).result(60)
+    t2 = time.perf_counter()
+    ex.shutdown()
+    t3 = time.perf_counter()
 import psutil
 left = [" ".join(p.cmdline())[-70:] for p in psutil.Process().children(recursive=True)]
 print(json.dumps({{"import": t1 - t0, "first": t2 - t1, "run": t3 - t1, "left": left}}))
@@ -124,7 +134,7 @@ def main() -> None:
         wall = _ms([w for _, w in xs])
         print(f"| {name} | {_ms([t for t, _ in xs]):.1f} | {wall:.1f} | {wall / base:.2f}x |")
 
-    methods = ["exec (default)", "loky", "PPE spawn"]
+    methods = ["exec (default)", "@task (default)", "fork", "loky", "PPE spawn", "PPE fork"]
     cold: dict[str, list[dict[str, object]]] = {m: [] for m in methods}
     for _ in range(reps):
         for m in methods:
@@ -140,10 +150,16 @@ def main() -> None:
         first = _ms([r["first"] for r in rs])  # type: ignore[misc]
         run = _ms([r["run"] for r in rs])  # type: ignore[misc]
         wall = _ms([r["wall"] for r in rs])  # type: ignore[misc]
-        print(f"| {m} | {first:.0f} | {run:.0f} | {wall:.0f} | {run / run_base:.2f}x | {wall / wall_base:.2f}x |")
+        walls = [r["wall"] for r in rs]
+        span = f"{min(walls) * 1e3:.0f}-{max(walls) * 1e3:.0f}"  # type: ignore[type-var]
+        print(
+            f"| {m} | {first:.0f} | {run:.0f} | {wall:.0f} ({span}) | {run / run_base:.2f}x | {wall / wall_base:.2f}x |"
+        )
     run_exec = _ms([r["run"] for r in cold["exec (default)"]])  # type: ignore[misc]
     run_loky = _ms([r["run"] for r in cold["loky"]])  # type: ignore[misc]
     print(f"\nexec / loky (build..shutdown): {run_exec / run_loky:.2f}x")
+    run_fork = _ms([r["run"] for r in cold["PPE fork"]])  # type: ignore[misc]
+    print(f"exec / PPE fork (build..shutdown): {run_exec / run_fork:.2f}x")
 
     print("\n### (3) processes of the interpreter left after shutdown()\n")
     print("| start method | left | what |")
