@@ -33,15 +33,13 @@ import os
 import pickle
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
 import types
 from importlib.machinery import ModuleSpec
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import subprocess
+from typing import Any
 
 __all__ = ["ExecProcess", "boot", "start", "start_frame"]
 
@@ -176,9 +174,6 @@ def start(fds: tuple[int, int, int]) -> ExecProcess:
         OSError: the process could not be started (``EMFILE``, ``EAGAIN``,
             ``ENOENT`` for ``sys.executable``); nothing is left open or running.
     """
-    # Imported here: a worker imports this module (for `boot`) and starts no process.
-    import subprocess
-
     keep = list(fds)
     sentinel = sentinel_w = -1
     if not _USE_PIDFD:
