@@ -1,7 +1,8 @@
 """A runner written elsewhere, only against woflo's public interface, passes the shipped contract suite.
 
 The runner and its test module are the code blocks of docs/writing-a-runner.md
-(the blocks that start with ``# tiny_runner.py`` and ``# test_tiny_runner.py``):
+(the blocks that start with ``# file: tiny_runner.py`` and ``# file: test_tiny_runner.py``,
+the convention of tests/test_docs_examples.py for a file that later blocks import):
 run here as they are, so that the page cannot rot.
 """
 
@@ -23,9 +24,9 @@ SOURCES: dict[str, str] = {}
 
 
 def _doc_module(name: str) -> types.ModuleType:
-    """The page's code block that starts with ``# {name}.py``, run as the module ``name``."""
+    """The page's code block that starts with ``# file: {name}.py``, run as the module ``name``."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    (source,) = [b for b in blocks if b.startswith(f"# {name}.py\n")]
+    (source,) = [b for b in blocks if b.startswith(f"# file: {name}.py\n")]
     SOURCES[name] = source
     module = types.ModuleType(name)
     module.__file__ = f"{DOC}:{name}.py"
