@@ -201,7 +201,7 @@ def test_the_pages_have_examples_and_few_are_not_run() -> None:
     [
         ("```python\nx = 1\n```\n\ntext\n\n```python\nassert x == 2, 'x is not 2'\n```\n", 'page.md", line 8'),
         ("```pycon\n>>> 1 + 1\n3\n```\n", "Expected:"),
-        ('```json\n{"a": 1,}\n```\n', "Expecting property name"),
+        ('```json\n{"a": }\n```\n', "Expecting value"),
         ("- item\n\n    ```python\n    import no_such_module_anywhere\n    ```\n", 'page.md", line 4'),
         (
             "```python\n# file: test_it.py\ndef test_it():\n    assert False\n```\n",
