@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import multiprocessing.context
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,6 +14,8 @@ from woflo._submit import unwrap_task
 from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
+    import multiprocessing.context
+
     from typing_extensions import Unpack
 
     from woflo._policy import PolicyOptions
@@ -45,6 +46,8 @@ def start_method_of(mp_context: object) -> str:
     """
     if isinstance(mp_context, str):
         return mp_context
+    import multiprocessing.context  # only for a context object: importing woflo's executor needs no multiprocessing
+
     if isinstance(mp_context, multiprocessing.context.BaseContext):
         # The default context answers with the method it stands for (and fixes it, as multiprocessing does).
         return str(mp_context.get_start_method())
