@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from woflo._errors import WofloError as WofloError
     from woflo._errors import WorkerCrashed as WorkerCrashed
     from woflo._executor import WofloExecutor as WofloExecutor
+    from woflo._limits import Limit as Limit
+    from woflo._limits import limit as limit
     from woflo._looprun import RunCancelled as RunCancelled
     from woflo._policy import Policy as Policy
     from woflo._progress import Progress as Progress
@@ -54,6 +56,7 @@ __all__ = [
     "BrokenThreadRunner",
     "DaskRunner",
     "DeadlineExceeded",
+    "Limit",
     "Policy",
     "PoolRunner",
     "Progress",
@@ -72,6 +75,7 @@ __all__ = [
     "WofloExecutor",
     "WorkerCrashed",
     "configure_logging",
+    "limit",
     "progress",
     "summary",
     "task",
@@ -95,6 +99,8 @@ _LAZY: dict[str, str] = {
     "WofloError": "woflo._errors",
     "WorkerCrashed": "woflo._errors",
     "WofloExecutor": "woflo._executor",
+    "Limit": "woflo._limits",
+    "limit": "woflo._limits",
     "RunCancelled": "woflo._looprun",
     "Policy": "woflo._policy",
     "Progress": "woflo._progress",

@@ -9,11 +9,14 @@ docs/writing-a-runner.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from woflo._taskrun import AttemptOutcome, TaskRun
 
-__all__ = ["Attempt", "AttemptOwner", "Outcome"]
+if TYPE_CHECKING:
+    from woflo._limits import Ticket
+
+__all__ = ["Attempt", "AttemptOwner", "GatedAttempt", "Outcome"]
 
 #: How an attempt that did not succeed ended, as a backend reports it:
 #: ``"failed"`` (the call raised), ``"crashed"`` (its worker died: a
@@ -85,6 +88,10 @@ class Attempt:
         "timeout",
         "worker",
     )
+
+    #: Its way through the run's limits (`GatedAttempt`); ``None`` for a run without
+    #: limits: a class attribute, so an ungated attempt pays nothing for it.
+    _ticket: ClassVar[Ticket | None] = None
 
     def __init__(
         self,
@@ -161,3 +168,11 @@ class Attempt:
     def __repr__(self) -> str:
         state = "settled" if not self._claim else ("running" if self.started is not None else "new")
         return f"<Attempt {self.number} of {self.run.name!r} {state}>"
+
+
+class GatedAttempt(Attempt):
+    """An attempt of a run with limits (`woflo.limit`): it starts once its `Ticket` has every slot."""
+
+    __slots__ = ("_ticket",)
+
+    _ticket: Ticket | None  # type: ignore[misc]

@@ -326,6 +326,7 @@ def _has_handler(logger: logging.Logger) -> bool:
 #: exception); what each attempt did is DEBUG.
 EVENTS: dict[str, str] = {
     "task.submitted": "debug",
+    "task.waiting": "debug",
     "attempt.started": "debug",
     "attempt.succeeded": "debug",
     "attempt.failed": "debug",
@@ -379,6 +380,10 @@ def event_line(event: str, fields: dict[str, Any] | Any) -> str:
         return f"{who} {fields.get('reason') or 'cancelled'}"
     if event == "task.submitted":
         return f"{who} submitted"
+    if event == "task.waiting":
+        limit = fields.get("limit")
+        of = f" of limit {limit!r}" if limit is not None else ""
+        return f"{who} attempt {attempt} waits for its {fields.get('reason')} limit{of}"
     if event == "attempt.started":
         return f"{who} attempt {attempt} started{on}"
     if event == "attempt.succeeded":

@@ -8,6 +8,7 @@ used as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from woflo._errors import BrokenRunner, SerializationError
+from woflo._limits import Limit, LimitSet, RateSpec, check_limit_names
 from woflo._names import callable_name
 
 if TYPE_CHECKING:
@@ -35,8 +37,14 @@ POLICY_OPTIONS = frozenset(
         "wait",
         "retry",
         "retrying",
+        "max_concurrency",
+        "rate_limit",
+        "limits",
     }
 )
+
+# The options that make a policy's own `Limit` (a new one when either is given).
+_OWN_LIMIT_OPTIONS = frozenset({"max_concurrency", "rate_limit"})
 
 # Errors no retry can fix: pickling the same argument fails the same way, and
 # a broken runner starts no worker for the next attempt either.
@@ -128,6 +136,8 @@ class Policy:
             (which may retry on results or have hooks), so tenacity is asked at
             every step; otherwise a success ends the run without asking it.
         options: the options this policy was built from, for `Policy.build` overrides.
+        limits: the concurrency and rate limits its attempts wait for, or
+            ``None`` (the attempt-start path reads only this when there are none).
     """
 
     timeout: float | None
@@ -166,6 +176,7 @@ class Policy:
         if retry is None:
             retry = tenacity.retry_if_exception(retryable)
         return tenacity.Retrying(stop=stop, wait=wait, retry=retry, reraise=True)
+    limits: LimitSet | None = None
 
     @classmethod
     def build(cls, base: Policy | None = None, **options: Any) -> Policy:
@@ -192,7 +203,17 @@ class Policy:
         merged = dict(base.options) if base is not None else {}
         merged.update(options)
         merged = {k: v for k, v in merged.items() if v is not None}
-        return cls._from_options(merged)
+        policy = cls._from_options(merged)
+        if base is not None and base.limits is not None and not _OWN_LIMIT_OPTIONS & set(options):
+            # A copy of a task (`Task.options(retries=...)`) is the same task:
+            # its attempts count against the same limit.
+            own = base.limits.own
+        else:
+            own = _own_limit(merged)
+        names = check_limit_names(merged["limits"]) if "limits" in merged else ()
+        if own is None and not names:
+            return policy
+        return dataclasses.replace(policy, limits=LimitSet(own, names))
 
     @classmethod
     def _from_options(cls, opts: dict[str, Any]) -> Policy:
@@ -280,8 +301,16 @@ class Policy:
         return tenacity.RetryCallState(own, fn, args, kwargs)
 
 
-class PolicyOptions(TypedDict, total=False):
-    """The policy keywords, for typing ``**options`` of runners and tasks."""
+def _own_limit(opts: dict[str, Any]) -> Limit | None:
+    """A new unnamed `Limit` from ``max_concurrency``/``rate_limit``, or ``None`` (checks both)."""
+    concurrency, rate = opts.get("max_concurrency"), opts.get("rate_limit")
+    if concurrency is None and rate is None:
+        return None
+    return Limit(None, concurrency, rate)
+
+
+class AsyncPolicyOptions(TypedDict, total=False):
+    """The policy keywords but ``max_concurrency``, which `woflo.AsyncRunner` takes as its own size."""
 
     retries: int | None
     retry_wait_time: float | None
@@ -292,3 +321,11 @@ class PolicyOptions(TypedDict, total=False):
     wait: Any
     retry: Any
     retrying: tenacity.Retrying | None
+    rate_limit: RateSpec | None
+    limits: str | Limit | list[str | Limit] | tuple[str | Limit, ...] | None
+
+
+class PolicyOptions(AsyncPolicyOptions, total=False):
+    """The policy keywords, for typing ``**options`` of runners and tasks."""
+
+    max_concurrency: int | None

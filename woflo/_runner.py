@@ -29,9 +29,10 @@ from concurrent.futures import CancelledError, Executor
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from woflo._attempt import Attempt
+from woflo._attempt import Attempt, GatedAttempt
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
 from woflo._events import Emitter, stdlib_switch, structlog_switch
+from woflo._limits import Limit, Ticket, WaitReason, start_granted
 from woflo._policy import Policy
 from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler
@@ -402,6 +403,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if not callable(fn):
             # Python's own wording; not repr(fn), which may show secrets.
             raise TypeError(f"{type(fn).__name__!r} object is not callable")
+        gate = policy.limits
+        if gate is not None:
+            gate.resolve()  # a limit name never defined: ValueError here, at the call
         run = self.run_class._create(name or task_name(fn), self)
         control = _Control(policy, (fn, args, kwargs), time.monotonic())
         lock = self.__lock
@@ -426,6 +430,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             if error is not None:
                 self._finish(run, None, error)
                 return run
+        if gate is not None:  # it waits for its limits (woflo/_limits.py)
+            self._launch_gated(run, control, 1)
+            return run
         # Attempt 1, as _launch does, without its frame (the per-submit path).
         attempt = control.attempt = Attempt(self, run, 1, control.call, policy.timeout, control.deadline)
         try:
@@ -445,6 +452,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
 
     def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Start attempt ``number`` of ``run`` through the backend."""
+        if control.policy.limits is not None:
+            self._launch_gated(run, control, number)
+            return
         attempt = control.attempt = Attempt(self, run, number, control.call, control.policy.timeout, control.deadline)
         try:
             self.start_attempt(attempt)
@@ -454,6 +464,34 @@ class Runner(Executor, metaclass=abc.ABCMeta):
                 # Ctrl-C while starting it (an inline runner runs the task right
                 # here): the run has ended, and the caller is interrupted too.
                 raise
+
+    def _launch_gated(self, run: TaskRun[Any], control: _Control, number: int) -> None:
+        """Attempt ``number``, once its limits give it a slot (now, or when one frees)."""
+        policy = control.policy
+        attempt = control.attempt = GatedAttempt(self, run, number, control.call, policy.timeout, control.deadline)
+        ticket = attempt._ticket = Ticket(
+            policy.limits.resolve(),  # type: ignore[union-attr]
+            functools.partial(self._start_gated, attempt),
+            functools.partial(self._on_wait, attempt),
+        )
+        if ticket.enter():
+            self._start_gated(attempt)
+
+    def _start_gated(self, attempt: Attempt) -> None:
+        try:
+            self.start_attempt(attempt)
+        except BaseException as exc:
+            attempt.fail(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+
+    def _on_wait(self, attempt: Attempt, reason: WaitReason, limit: Limit) -> None:
+        if _structlog.is_configured or _stdlib.enabled:
+            run, number = attempt.run, attempt.number
+            if limit.name is None:  # the task's own limit
+                self.__events.emit("task.waiting", run, attempt=number, reason=reason)
+            else:
+                self.__events.emit("task.waiting", run, attempt=number, reason=reason, limit=limit.name)
 
     def _relaunch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Attempt ``number`` (a retry), unless the run ended during the wait."""
@@ -508,7 +546,17 @@ class Runner(Executor, metaclass=abc.ABCMeta):
 
     def _settle(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None:
         if self._claim(attempt):
-            self._settled(attempt, outcome, value, exc)
+            ticket = attempt._ticket
+            if ticket is None:
+                self._settled(attempt, outcome, value, exc)
+                return
+            # Its slots are free as it settles; the attempts they let go start
+            # once this one is recorded (an inline runner runs them right here).
+            granted = ticket.release()
+            try:
+                self._settled(attempt, outcome, value, exc)
+            finally:
+                start_granted(granted)
 
     def _settled(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None:
         run = attempt.run
@@ -633,12 +681,22 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """Settle an attempt from outside, then have the backend stop it."""
         if not self._claim(attempt):
             return
-        self.stop_attempt(attempt)
-        if attempt.started is not None:
-            self._settled(attempt, outcome, None, exc)
-        elif outcome == "timed_out":
-            # A deadline that passed before the attempt reached a worker.
-            self._finish(attempt.run, None, exc)
+        ticket = attempt._ticket
+        granted: list[Ticket] = []
+        if ticket is not None:
+            granted = ticket.release()  # out of its limit's queue, or its slots back
+        try:
+            if ticket is None or ticket.started:  # else the backend never had it
+                self.stop_attempt(attempt)
+            if attempt.started is not None:
+                self._settled(attempt, outcome, None, exc)
+            elif outcome == "timed_out":
+                # A deadline that passed before the attempt reached a worker
+                # (or while it waited for its limits).
+                self._finish(attempt.run, None, exc)
+        finally:
+            if granted:
+                start_granted(granted)
 
     def _on_deadline(self, run: TaskRun[Any]) -> None:
         control = self.__active.get(run)

@@ -225,13 +225,17 @@ class Task(Generic[P, R]):
             4
         """
         merged: dict[str, Any] = {**self._options, **overrides}
-        return Task(
+        copy: Task[P, R] = Task(
             self.fn,
             name=name or self.name,
             run_name=run_name if run_name is not None else self.run_name,
             runner=runner if runner is not None else self._runner_spec,
             **merged,
         )
+        # On top of this task's policy: unless max_concurrency or rate_limit
+        # changes, the copy's attempts count against this task's own limit.
+        copy._policy = Policy.build(self._policy, **overrides)
+        return copy
 
     def _woflo_unwrap(self) -> tuple[Callable[..., Any], Policy, str, RunNaming | None]:
         # Lets `executor.submit(some_task, ...)` run the plain function under

@@ -32,7 +32,7 @@ from woflo.runners.thread import ThreadRunner
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from woflo._policy import PolicyOptions
+    from woflo._policy import AsyncPolicyOptions
 
 __all__ = ["AsyncRunner", "runner_for_running_loop"]
 
@@ -139,7 +139,7 @@ class AsyncRunner(Runner):
         *,
         max_concurrency: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
-        **options: Unpack[PolicyOptions],
+        **options: Unpack[AsyncPolicyOptions],
     ) -> None:
         if max_concurrency is not None:
             if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):

@@ -259,8 +259,12 @@ class ProcessRunner(Runner):
         As with `ProcessPoolExecutor`, a chunk is what is sent, retried, timed
         out and logged as a whole: big chunks cut the per-call cost, small ones
         keep a retry or a crash cheap (and ``progress`` counts chunks).
+        Under limits (``max_concurrency``, ``rate_limit``, ``limits``) every
+        call is a run of its own, whatever ``chunksize``: a limit counts calls.
         """
         check_map_args(timeout, chunksize, buffersize)
+        if chunksize > 1 and unwrap_task(fn, policy)[1].limits is not None:
+            chunksize = 1  # a limit counts calls: each is a run of its own
         if chunksize == 1:
             return super()._map(fn, iterables, timeout, chunksize, policy, buffersize, progress)
         # A chunk is one run of many calls: named after the task, not one call.
