@@ -566,3 +566,32 @@ def make_lock() -> object:
     import threading
 
     return threading.Lock()
+
+
+def record_span(path: str, hold: float = 0.0, fail_first: str | None = None) -> int:
+    """Append ``"start end"`` (``time.monotonic()``, one clock for every process) to ``path``.
+
+    Holds for ``hold`` seconds between the two. With ``fail_first`` (a file
+    path), the first call that creates that file raises ``OSError`` after
+    recording its span (for retries). One small ``O_APPEND`` write per call:
+    lines of concurrent callers never mix.
+    """
+    import os
+    import time
+
+    start = time.monotonic()
+    if hold:
+        time.sleep(hold)
+    end = time.monotonic()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{start!r} {end!r}\n".encode())
+    finally:
+        os.close(fd)
+    if fail_first is not None:
+        try:
+            os.close(os.open(fail_first, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return os.getpid()
+        raise OSError("the first attempt fails")
+    return os.getpid()

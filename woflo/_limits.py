@@ -51,7 +51,7 @@ _UNITS = {
     "d": 86400.0,
     "day": 86400.0,
 }
-_RATE = re.compile(r"^\s*(\d+)\s*(?:/|\s+per\s+)\s*(\d+(?:\.\d*)?|\.\d+)?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|\s+per\s+)\s*(\d+(?:\.\d*)?|\.\d+)?\s*([a-z]+)\s*$", re.IGNORECASE)
 
 
 def parse_rate(spec: object) -> tuple[int, float]:
@@ -64,7 +64,8 @@ def parse_rate(spec: object) -> tuple[int, float]:
     """
     if isinstance(spec, str):
         match = _RATE.match(spec)
-        unit = _UNITS.get(match.group(3).lower()) if match else None
+        word = match.group(3).lower() if match else ""
+        unit = _UNITS.get(word, _UNITS.get(word[:-1]) if word.endswith("s") else None)
         if match is None or unit is None:
             raise ValueError(
                 f"rate_limit {spec!r} is not a rate: write it as '10/s', '100/minute', '5 per 2s' or (count, seconds)"
