@@ -88,7 +88,8 @@ class WofloExecutor(Executor):
         max_tasks_per_child: a worker is replaced after that many tasks.
         **options: the policy for every ``submit``: ``retries``,
             ``retry_wait_time``, ``timeout``, ``deadline``, tenacity's
-            ``stop``/``wait``/``retry``, or ``retrying``.
+            ``stop``/``wait``/``retry``, or ``retrying``; limits:
+            ``max_concurrency``, ``rate_limit``, ``limits`` (docs/orchestration.md).
 
     Raises:
         TypeError: an option the runner class does not take

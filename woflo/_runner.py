@@ -100,7 +100,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         **options: the default policy for ``submit``: ``retries``,
             ``retry_wait_time`` (alias ``retry_sleep_time``), ``timeout``,
             ``deadline``, tenacity's ``stop``/``wait``/``retry``, or a whole
-            ``retrying=tenacity.Retrying(...)``.
+            ``retrying=tenacity.Retrying(...)``; limits: ``max_concurrency``,
+            ``rate_limit``, ``limits`` (docs/orchestration.md).
 
     A runner is a subclass that implements `start_attempt` (abstract: a
     class without it cannot be built) and, where its backend can,

@@ -324,7 +324,8 @@ def task(
             runs the task; default the shared default runner.
         **options: ``retries``, ``retry_wait_time`` (alias ``retry_sleep_time``),
             ``timeout``, ``deadline``, tenacity's ``stop``/``wait``/``retry``, or
-            ``retrying``.
+            ``retrying``; limits: ``max_concurrency``, ``rate_limit``, ``limits``
+            (docs/orchestration.md).
 
     Raises:
         TypeError: ``fn`` is not callable, or an option is unknown.
