@@ -176,6 +176,7 @@ class Policy:
         if retry is None:
             retry = tenacity.retry_if_exception(retryable)
         return tenacity.Retrying(stop=stop, wait=wait, retry=retry, reraise=True)
+
     limits: LimitSet | None = None
 
     @classmethod
