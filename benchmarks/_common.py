@@ -61,3 +61,33 @@ def per_task_table(times: dict[str, list[float]], n: int, baseline: str) -> str:
         med = statistics.median(ts)
         lines.append(f"| {name} | {med * 1e3:.1f} | {med / n * 1e6:.2f} | {med / base:.2f}x |")
     return "\n".join(lines)
+
+
+def compare_samples(
+    contenders: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Every wall time of each contender, measured round-robin (see `compare`)."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeat):
+        for name, fn in contenders.items():
+            gc.collect()
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def rate_table(title: str, times: dict[str, list[float]], work: float, unit: str, baselines: list[str]) -> str:
+    """Markdown: per contender the median rate (``work`` / seconds) with its range, and
+    the ratio of its median rate to each baseline's (above 1: faster than the baseline)."""
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    head = "| contender | " + unit + " median (range) | " + " | ".join(f"vs {b}" for b in baselines) + " |"
+    lines = [f"### {title}", "", head, "|---|---|" + "---|" * len(baselines)]
+    for name, ts in times.items():
+        rates = sorted(work / t for t in ts)
+        cells = " | ".join(f"{med[b] / med[name]:.2f}x" if b in med else "-" for b in baselines)
+        lines.append(f"| {name} | {work / med[name]:.0f} ({rates[0]:.0f}..{rates[-1]:.0f}) | {cells} |")
+    return "\n".join(lines)

@@ -240,7 +240,7 @@ class Dispatcher:
                     plan.append((w, batch))
         return plan
 
-    def _pickle(self, batch: list[Job]) -> tuple[list[bytes], list[Job], list[tuple[Job, SerializationError]]]:
+    def _pickle(self, batch: list[Job]) -> tuple[list[Any], list[Job], list[tuple[Job, SerializationError]]]:
         # Each job on its own, so one bad argument fails one job. Consecutive
         # jobs of one callable share its bytes, pickled once per frame (the
         # frame's pickle sends one bytes object once however often it appears);
@@ -248,7 +248,7 @@ class Dispatcher:
         # (see wire), and then None stands for the previous job's function.
         # Headed by the parent's log levels (jid 0), for the worker to apply first.
         items: list[tuple[int, bytes | None, bool, bytes | int]] = [levels_item()]
-        large: list[bytes] = []
+        large: list[Any] = []
         good: list[Job] = []
         bad: list[tuple[Job, SerializationError]] = []
         pickled: tuple[object, bytes, bool] | None = None  # (fn, its bytes, shared)
@@ -270,7 +270,9 @@ class Dispatcher:
                     )
                     continue
             try:
-                arg_bytes = wire.dumps_task((job.args, job.kwargs))
+                # As parts: a large argument's payload is not copied here (see
+                # wire.PartsPickler); it goes to the pipe as it is (writev).
+                arg_parts = wire.dumps_task_parts((job.args, job.kwargs))
             except BaseException as err:
                 bad.append(
                     (
@@ -286,11 +288,12 @@ class Dispatcher:
             sent_fn = fn
             job.jid = self._next_jid
             self._next_jid += 1
-            if len(arg_bytes) < wire.INLINE_ARGS:
-                items.append((job.jid, fn_bytes, shared, arg_bytes))
+            size = sum(map(len, arg_parts))
+            if size < wire.INLINE_ARGS:
+                items.append((job.jid, fn_bytes, shared, arg_parts[0] if len(arg_parts) == 1 else b"".join(arg_parts)))
             else:  # sent after the list, as it is: see wire.META_LEN
-                items.append((job.jid, fn_bytes, shared, len(arg_bytes)))
-                large.append(arg_bytes)
+                items.append((job.jid, fn_bytes, shared, size))
+                large.extend(arg_parts)
             good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
         meta = pickle.dumps(items, wire.PROTOCOL)
         return [wire.META_LEN.pack(len(meta)) + meta, *large], good, bad

@@ -92,7 +92,7 @@ class Worker:
         except OSError:
             return False
 
-    def send(self, parts: list[bytes], sel: selectors.BaseSelector) -> None:
+    def send(self, parts: list[Any], sel: selectors.BaseSelector) -> None:
         """Queue one inbox frame, given as parts, and write what the pipe takes now."""
         header = wire.INBOX_HEADER.pack(sum(map(len, parts)))
         if len(parts) == 1:  # small jobs only: one buffer

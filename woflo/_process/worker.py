@@ -101,18 +101,135 @@ def _read_exact(fd: int, n: int) -> bytearray | None:
     return buf
 
 
-def _jobs_of(body: bytearray) -> list[tuple[int, bytes | None, bool, bytes | memoryview]]:
-    """Split an inbox frame into (jid, fn_bytes, shared, argument bytes); large ones are not copied."""
-    view = memoryview(body)
-    (meta_len,) = wire.META_LEN.unpack_from(view, 0)
-    pos = wire.META_LEN.size + meta_len
-    jobs: list[tuple[int, bytes | None, bool, bytes | memoryview]] = []
-    for jid, fn_bytes, shared, args in pickle.loads(view[wire.META_LEN.size : pos]):
+class _Inbox:
+    """The worker's end of its inbox pipe, read in bulk: one ``read`` takes a whole batch of small jobs.
+
+    ``take(n)`` returns the next ``n`` bytes; `_ArgReader` reads a large
+    argument's bytes through it, straight into the objects being unpickled.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.pos = 0
+
+    def take(self, n: int) -> bytes | None:
+        """The next ``n`` bytes, or ``None`` at EOF (the parent is gone)."""
+        buf, pos = self.buf, self.pos
+        if len(buf) - pos >= n:
+            self.pos = pos + n
+            return buf[pos : pos + n]
+        parts = [buf[pos:]]
+        have = len(parts[0])
+        self.buf, self.pos = b"", 0
+        while have < n:
+            data = os.read(self.fd, max(n - have, _READ_SIZE))
+            if not data:
+                return None
+            parts.append(data)
+            have += len(data)
+        joined = b"".join(parts)
+        self.buf, self.pos = joined, n
+        return joined[:n]
+
+    def take_into(self, view: memoryview) -> int:
+        """Fill ``view`` (buffered bytes first, then straight from the pipe); 0 at EOF."""
+        n = len(view)
+        got = min(n, len(self.buf) - self.pos)
+        if got:
+            view[:got] = self.buf[self.pos : self.pos + got]
+            self.pos += got
+        while got < n:
+            k = os.readv(self.fd, [view[got:]])
+            if not k:
+                return 0
+            got += k
+        return n
+
+
+_READ_SIZE = 1 << 16
+
+
+class _ArgReader:
+    """A file of ``size`` bytes of the inbox, for ``pickle.Unpickler``.
+
+    The C unpickler reads a large ``bytes`` (or ``bytearray``) by allocating
+    it and calling ``readinto`` on its memory: the payload goes from the pipe
+    into the argument once, where reading the frame into a buffer first
+    and unpickling from there would copy it once more (and fault its pages).
+    It reads only what the pickle asks for (no ``peek``): the rest is `drain`ed.
+    """
+
+    def __init__(self, inbox: _Inbox, size: int) -> None:
+        self._inbox = inbox
+        self.left = size
+
+    def read(self, n: int) -> bytes:
+        n = min(n, self.left)
+        data = self._inbox.take(n) if n else b""
+        if data is None:
+            raise EOFError("the parent closed the inbox")
+        self.left -= n
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        n = min(len(view), self.left)
+        if n and not self._inbox.take_into(memoryview(view).cast("B")[:n]):
+            raise EOFError("the parent closed the inbox")
+        self.left -= n
+        return n
+
+    def readline(self) -> bytes:  # only protocol 0 pickles use it; ours are protocol 5
+        raise pickle.UnpicklingError("readline on a binary pickle")
+
+    def drain(self) -> bool:
+        """Skip what the unpickler left of the argument; False at EOF."""
+        while self.left:
+            n = min(self.left, _READ_SIZE)
+            if self._inbox.take(n) is None:
+                return False
+            self.left -= n
+        return True
+
+
+class _Loaded:
+    """A job's arguments unpickled as they were read (a large argument), or why they could not be."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any, error: BaseException | None) -> None:
+        self.value = value
+        self.error = error
+
+
+def _read_batch(inbox: _Inbox, size: int) -> list[tuple[int, bytes | None, bool, bytes | _Loaded]] | None:
+    """Read one inbox frame of ``size`` bytes into (jid, fn_bytes, shared, args) jobs; None at EOF.
+
+    A small job's arguments stay pickled until it runs. A large one's (after
+    the list, see ``wire.META_LEN``) are unpickled now, from the pipe: the
+    frame must be read through to reach the next one, and they are
+    unpickled only once (an error is kept for its job, see `_run_job`).
+    """
+    head = inbox.take(wire.META_LEN.size)
+    if head is None:
+        return None
+    (meta_len,) = wire.META_LEN.unpack(head)
+    meta = inbox.take(meta_len)
+    if meta is None:
+        return None
+    jobs: list[tuple[int, bytes | None, bool, bytes | _Loaded]] = []
+    for jid, fn_bytes, shared, args in pickle.loads(meta):
         if jid == 0:  # not a job: the parent's log levels, to apply before the jobs
             worklog.apply_levels(args)
         elif isinstance(args, int):  # a large argument, after the list
-            jobs.append((jid, fn_bytes, shared, view[pos : pos + args]))
-            pos += args
+            reader = _ArgReader(inbox, args)
+            try:
+                loaded = _Loaded(pickle.Unpickler(reader).load(), None)
+            except BaseException as err:  # user code (a reconstructor): its job's error
+                loaded = _Loaded(None, err)
+            if not reader.drain():
+                return None
+            jobs.append((jid, fn_bytes, shared, loaded))
         else:
             jobs.append((jid, fn_bytes, shared, args))
     return jobs
@@ -126,13 +243,22 @@ _send_lock = threading.Lock()
 _sending: set[int] = set()
 
 
-def _send(fd: int, kind: int, jid: int, payload: bytes = b"") -> None:
-    header = wire.OUT_HEADER.pack(9 + len(payload), kind, jid)
+def _send(fd: int, kind: int, jid: int, payload: bytes | list[Any] = b"") -> None:
+    # ``payload``: bytes, or parts written back to back (see wire.PartsPickler).
+    if isinstance(payload, list):
+        size = sum(map(len, payload))
+        if size < 65536:
+            payload = b"".join(payload)
+    else:
+        size = len(payload)
+    header = wire.OUT_HEADER.pack(9 + size, kind, jid)
     me = threading.get_ident()
     _sending.add(me)
     try:
         with _send_lock:
-            if len(payload) < 65536:
+            if isinstance(payload, list):
+                wire.write_all(fd, [header, *payload])
+            elif size < 65536:
                 wire.write_all(fd, [header + payload])
             else:
                 wire.write_all(fd, [header, payload])
@@ -156,11 +282,12 @@ class _BadFunction:
         self.err = err
 
 
-def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
+def _run_job(fn: Any, arg_bytes: bytes | _Loaded, pickler: wire.PartsPickler) -> tuple[int, bytes | list[Any]]:
     """Run one job; returns the kind and payload of its result frame. Never raises.
 
     Every error is a new exception object, even for jobs that share a function
-    that could not be unpickled: each run gets its own.
+    that could not be unpickled: each run gets its own. ``arg_bytes`` is the
+    pickled arguments, or (a large argument) what unpickling them gave.
     """
     if isinstance(fn, _BadFunction):
         # A new SerializationError per job; the unpickling error it wraps travels
@@ -168,7 +295,12 @@ def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
         bad = SerializationError.wrap(f"cannot unpickle the function in the worker: {wire.reason(fn.err)}", fn.err)
         return wire.KIND_EXC, wire.dumps_exception(bad, "the function")
     try:
-        args, kwargs = pickle.loads(arg_bytes)
+        if isinstance(arg_bytes, _Loaded):
+            if arg_bytes.error is not None:
+                raise arg_bytes.error
+            args, kwargs = arg_bytes.value
+        else:
+            args, kwargs = pickle.loads(arg_bytes)
     except Exception as err:  # a SystemExit here ends the worker, as in ProcessPoolExecutor
         what = wire.describe(fn)
         bad = SerializationError.wrap(f"cannot unpickle the arguments of {what} in the worker: {wire.reason(err)}", err)
@@ -178,7 +310,7 @@ def _run_job(fn: Any, arg_bytes: bytes | memoryview) -> tuple[int, bytes]:
     except BaseException as exc:  # SystemExit and KeyboardInterrupt of a task are its result too
         return wire.KIND_EXC, wire.dumps_exception(exc, wire.describe(fn))
     try:
-        return wire.KIND_OK, wire.dumps_value(result)
+        return wire.KIND_OK, pickler.dumps(result)
     except BaseException as err:
         what = wire.describe(fn)
         if not isinstance(err, Exception):  # a SystemExit is the run's exception, as in ProcessPoolExecutor
@@ -266,24 +398,26 @@ def _serve(
             sys.exit(3)
     _send(out_fd, wire.KIND_READY, 0)
 
-    jobs: deque[tuple[int, bytes | None, bool, bytes | memoryview]] = deque()
+    jobs: deque[tuple[int, bytes | None, bool, bytes | _Loaded]] = deque()
+    inbox = _Inbox(in_fd)
+    pickler = wire.PartsPickler()
     fn: Any = None
     shared_bytes: bytes | None = None  # the last shared function (see wire), kept as the stdlib keeps it
     shared_fn: Any = None
     done = 0
     while max_tasks is None or done < max_tasks:
         if not jobs:
-            header = _read_exact(in_fd, wire.INBOX_HEADER.size)
+            header = inbox.take(wire.INBOX_HEADER.size)
             if header is None:
                 break  # parent gone
             (size,) = wire.INBOX_HEADER.unpack(header)
             if size == 0:
                 break  # asked to stop
-            body = _read_exact(in_fd, size)
-            if body is None:
+            batch = _read_batch(inbox, size)
+            if batch is None:
                 break
-            jobs.extend(_jobs_of(body))
-            del body
+            jobs.extend(batch)
+            del batch
         jid, fn_bytes, shared, arg_bytes = jobs.popleft()
         if fn_bytes is None:
             pass  # the previous job's function, shared
@@ -308,7 +442,7 @@ def _serve(
         if skip:
             _send(out_fd, wire.KIND_SKIPPED, jid)
             continue
-        kind, payload = _run_job(fn, arg_bytes)
+        kind, payload = _run_job(fn, arg_bytes, pickler)
         # Clear before writing: a cancel that arrives now must not kill a worker
         # whose job already ended (the next job would be blamed).
         with state.lock:
