@@ -399,7 +399,7 @@ def _serve(
     _send(out_fd, wire.KIND_READY, 0)
 
     jobs: deque[tuple[int, bytes | None, bool, bytes | _Loaded]] = deque()
-    inbox = _Inbox(in_fd)
+    pipe_in = _Inbox(in_fd)
     pickler = wire.PartsPickler()
     fn: Any = None
     shared_bytes: bytes | None = None  # the last shared function (see wire), kept as the stdlib keeps it
@@ -407,13 +407,13 @@ def _serve(
     done = 0
     while max_tasks is None or done < max_tasks:
         if not jobs:
-            header = inbox.take(wire.INBOX_HEADER.size)
+            header = pipe_in.take(wire.INBOX_HEADER.size)
             if header is None:
                 break  # parent gone
             (size,) = wire.INBOX_HEADER.unpack(header)
             if size == 0:
                 break  # asked to stop
-            batch = _read_batch(inbox, size)
+            batch = _read_batch(pipe_in, size)
             if batch is None:
                 break
             jobs.extend(batch)
