@@ -3,7 +3,7 @@
 ``BarePipe`` forks a child holding two pipes (request and reply, both sized
 like woflo's, 1 MiB). ``ping`` writes one byte and waits for the one-byte
 reply (a round trip, the floor of a one-at-a-time task); ``fetch(n)`` asks the
-child for ``n`` bytes it already holds and reads them into a fresh buffer, as
+child for ``n`` bytes it already holds and reads them into fresh memory, as
 any receiver must (the floor of a large result).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import signal
 import struct
@@ -52,9 +53,11 @@ class BarePipe:
         os.write(self._req_w, b"p" + bytes(8))
         os.read(self._rep_r, 1)
 
-    def fetch(self, n: int) -> bytearray:
+    def fetch(self, n: int) -> mmap.mmap:
         os.write(self._req_w, b"f" + struct.pack("<Q", n))
-        buf = bytearray(n)
+        # Fresh memory, not zeroed first (bytearray(n) would write every page
+        # twice): its pages fault in as the read fills them, as in C.
+        buf = mmap.mmap(-1, n)
         view = memoryview(buf)
         got = 0
         while got < n:

@@ -15,10 +15,11 @@ import os
 import selectors
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from woflo._process import launch, wire
+from woflo._process import launch, stream, wire
 from woflo._process.worker import worker_main
 
 __all__ = ["Worker", "start_worker"]
@@ -68,6 +69,8 @@ class Worker:
         self._wbuf: collections.deque[memoryview] = collections.deque()
         self._writing = False
         self._reading = True
+        self.stream: stream.Stream | None = None  # a large result being read by its own thread
+        self._cut = False  # a stream ended mid-frame: what the pipe holds now is no frame
 
     def takes_jobs(self) -> bool:
         """Whether the pool may send it more jobs."""
@@ -136,13 +139,23 @@ class Worker:
             self._writing = False
 
     def read_frames(
-        self, big: int, sel: selectors.BaseSelector, scratch: memoryview, drain: bool = False
+        self,
+        big: int,
+        sel: selectors.BaseSelector,
+        scratch: memoryview,
+        drain: bool = False,
+        on_stream_end: Callable[[Worker], None] | None = None,
     ) -> list[tuple[int, int, Any]]:
         """Read what the result pipe holds now; return complete ``(kind, jid, payload)`` frames.
 
-        ``scratch`` is a reusable buffer the pipe is read into.
+        ``scratch`` is a reusable buffer the pipe is read into. With
+        ``on_stream_end``, a large result is handed to a `stream.Stream`
+        (``self.stream``), which owns the pipe until it ends, then calls it
+        with this worker (from its own thread).
         """
         frames: list[tuple[int, int, Any]] = []
+        if self.stream is not None or self._cut:
+            return frames
         hsize = wire.OUT_HEADER.size
         for _ in range(1 << 30 if drain else _READS_PER_EVENT):
             try:
@@ -172,6 +185,16 @@ class Worker:
                     frames.append((kind, jid, bytes(buf[pos + hsize : end])))
                     pos = end
                     continue
+                if kind == wire.KIND_OK and size - 9 > stream.STREAM_MIN and on_stream_end is not None:
+                    # Unpickled from the pipe by a thread of its own (see stream);
+                    # the manager stops reading this pipe until it ends.
+                    first = bytes(buf[pos + hsize :])
+                    self.stream = stream.Stream(self.out_r, kind, jid, first, size - 9, lambda: on_stream_end(self))
+                    if self._reading:
+                        sel.unregister(self.out_r)
+                        self._reading = False
+                    del buf[:]
+                    return frames
                 if size - 9 > big:  # read the rest straight into its own buffer
                     self._big = bytearray(size - 9)
                     have = buf[pos + hsize :]
@@ -188,6 +211,19 @@ class Worker:
             sel.unregister(self.out_r)
             self._reading = False
         return frames
+
+    def end_stream(self, sel: selectors.BaseSelector) -> list[tuple[int, int, Any]]:
+        """Take the frame of the stream that ended (none if the pipe ended first); read the pipe again."""
+        st = self.stream
+        assert st is not None and st.done.is_set()
+        self.stream = None
+        if st.outcome is None:  # the pipe ended mid-frame: nothing more to read from it
+            self._cut = True
+            return []
+        if not self._reading and not self.dead:
+            sel.register(self.out_r, selectors.EVENT_READ, self)
+            self._reading = True
+        return [st.outcome]
 
     def reap(self, sel: selectors.BaseSelector) -> int | None:
         """Stop watching the worker, wait for its exit and return the exit code (None: unknown)."""

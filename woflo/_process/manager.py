@@ -32,6 +32,7 @@ from woflo._errors import BrokenProcessRunner, SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker
 from woflo._process.state import PENDING, Job, Notice, PoolState, mark_started, start_head
+from woflo._process.stream import Loaded
 from woflo._tasklog import reemit
 
 __all__ = ["Manager"]
@@ -111,6 +112,9 @@ class Manager:
         # bytes per read would cost a page fault per 4 KiB each time. Made on
         # first use, so a pool of idle workers does not hold it.
         self._scratch: memoryview | None = None
+        # Workers whose large-result stream ended (see stream), under the lock.
+        self._ended: list[Worker] = []
+        self._on_stream_end = self._stream_ended
         sel.register(state.wakeup.r, selectors.EVENT_READ, None)
 
     def _read_buffer(self) -> memoryview:
@@ -139,9 +143,11 @@ class Manager:
                     elif key.fd == w.sentinel:
                         self._on_death(w, out)
                     elif key.fd == w.out_r:
-                        self._handle(w, w.read_frames(_BIG, sel, self._read_buffer()), out)
+                        self._handle(w, w.read_frames(_BIG, sel, self._read_buffer(), False, self._on_stream_end), out)
                     else:
                         w.flush(sel)
+                if self._ended:  # read without the lock: a stream that ends now pokes us again
+                    self._take_streams(out)
                 dispatch(out)
                 fire(out)
                 if self._finished():
@@ -151,6 +157,20 @@ class Manager:
             raise
         finally:
             self._close()
+
+    def _stream_ended(self, w: Worker) -> None:
+        # A stream's thread: hand the worker over to the manager thread.
+        st = self._state
+        with st.lock:
+            self._ended.append(w)
+            st.wakeup.poke()
+
+    def _take_streams(self, out: list[Notice]) -> None:
+        with self._state.lock:
+            ended, self._ended = self._ended, []
+        for w in ended:
+            if w.stream is not None and not w.dead:  # else taken by _on_death already
+                self._handle(w, w.end_stream(self._sel), out)
 
     def _next_deadline(self) -> float | None:
         # Retires workers idle for idle_timeout and kills those not ready
@@ -267,7 +287,12 @@ class Manager:
             ok = kind == wire.KIND_OK
             if ok:
                 try:
-                    value: Any = pickle.loads(payload)
+                    if type(payload) is Loaded:  # unpickled by a stream
+                        if payload.error is not None:
+                            raise payload.error
+                        value: Any = payload.value
+                    else:
+                        value = pickle.loads(payload)
                 except BaseException as err:  # user code (a reconstructor) may raise anything here
                     ok = False
                     value = SerializationError.wrap(
@@ -284,6 +309,9 @@ class Manager:
             out.append(("d", job.token, ok, value, w.pid))
 
     def _on_death(self, w: Worker, out: list[Notice]) -> None:
+        if w.stream is not None:  # what it finished reading was written before the worker died
+            w.stream.abandon()
+            self._handle(w, w.end_stream(self._sel), out)
         self._handle(w, w.read_frames(_BIG, self._sel, self._read_buffer(), drain=True), out)  # written before it died
         st = self._state
         with st.lock:  # reap under the lock: kill() must never signal a reaped pid
