@@ -595,3 +595,43 @@ def record_span(path: str, hold: float = 0.0, fail_first: str | None = None) -> 
             return os.getpid()
         raise OSError("the first attempt fails")
     return os.getpid()
+
+
+def payload(n: int, seed: int = 0) -> bytes:
+    """``n`` bytes that differ from seed to seed and position to position (not a repeated byte)."""
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def sha256(data: object) -> str:
+    """The sha256 of a bytes-like object, to compare a large payload without sending it back."""
+    import hashlib
+
+    return hashlib.sha256(memoryview(data).cast("B")).hexdigest()  # type: ignore[arg-type]
+
+
+def big_result_when(path: str, n: int) -> bytes:
+    """Write this worker's pid to ``path + ".pid"``, wait (30 s at most) until ``path`` exists, return ``n`` bytes."""
+    Path(path + ".tmp").write_text(str(os.getpid()))
+    os.replace(path + ".tmp", path + ".pid")  # whole when it appears
+    end = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.001)
+    return b"\x5a" * n
+
+
+def start_tracing() -> None:
+    """An initializer: trace this worker's Python allocations (``tracemalloc``)."""
+    import tracemalloc
+
+    tracemalloc.start()
+
+
+def traced_peak() -> int:
+    """The peak of traced memory since the last call (``tracemalloc``), then reset."""
+    import tracemalloc
+
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    return peak
