@@ -1,4 +1,4 @@
-"""ProcessRunner against ProcessPoolExecutor, loky and pebble, side by side (issue 3, item 7).
+"""ProcessRunner against ProcessPoolExecutor, loky, pebble and mpire, side by side (issue 3, item 7).
 
 Every pool has 2 workers, is started and warmed up once, then the cases run
 round-robin (`_common.compare`): each repetition runs every contender once, so
@@ -101,6 +101,13 @@ def make_pools() -> dict[str, tuple[Any, Callable[..., Any], Callable[[], None]]
         pb.join()
 
     pools["pebble spawn"] = (pb, lambda fn, *a: pb.schedule(fn, args=a), pb_close)
+    try:
+        from _peers import mpire_peer
+
+        mp = mpire_peer(W)  # fork, workers kept alive, apply_async; its map is not the stdlib's: no (b)
+        pools["mpire apply_async"] = (None, mp.submit, mp.close)
+    except ImportError:
+        pass
     for _, submit, _ in pools.values():
         wave(submit, 200)  # starts every worker
     return pools
@@ -182,7 +189,7 @@ def main() -> None:
     out += [table(f"(a) {n_a} no-op tasks, submit all then gather", rows_for("a", a)), ""]
 
     # (b) chunked map
-    mappers = {name: ex for name, (ex, _, _) in pools.items() if "retries" not in name}
+    mappers = {name: ex for name, (ex, _, _) in pools.items() if "retries" not in name and ex is not None}
     b = compare({name: (lambda ex=ex: run_map(ex, n_b, 1_000)) for name, ex in mappers.items()}, repeat=reps)
     out += [table(f"(b) map over {n_b} items, chunksize=1000", rows_for("b", b)), ""]
 
@@ -225,6 +232,11 @@ def main() -> None:
         ("a tasks/s", "woflo forkserver", "PPE forkserver", a["PPE forkserver"] / a["woflo forkserver"], ">= 2.5"),
         ("a tasks/s", "woflo exec", "pebble spawn", a["pebble spawn"] / a["woflo exec"], "> 1"),
         ("a tasks/s", "woflo exec", "loky reusable", a["loky reusable"] / a["woflo exec"], "-"),
+        *(
+            [("a tasks/s", "woflo exec", "mpire apply_async", a["mpire apply_async"] / a["woflo exec"], "-")]
+            if "mpire apply_async" in a
+            else []
+        ),
         (
             "a tasks/s",
             "woflo exec retries=3 timeout=60",
