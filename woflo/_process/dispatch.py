@@ -288,7 +288,7 @@ class Dispatcher:
             sent_fn = fn
             job.jid = self._next_jid
             self._next_jid += 1
-            size = sum(map(len, arg_parts))
+            size = len(arg_parts[0]) if len(arg_parts) == 1 else sum(map(len, arg_parts))
             if size < wire.INLINE_ARGS:
                 items.append((job.jid, fn_bytes, shared, arg_parts[0] if len(arg_parts) == 1 else b"".join(arg_parts)))
             else:  # sent after the list, as it is: see wire.META_LEN

@@ -262,6 +262,8 @@ def dumps_task_parts(obj: object) -> list[Any]:
     """
     parts = _Parts()
     _pickler()(parts, PROTOCOL).dump(obj)
+    if len(parts) == 1:  # small: the pickler's own buffer, flushed once (the per-job hot path)
+        return parts
     # A mutable payload (a bytearray argument) is copied: the caller's threads
     # may change it while its bytes wait for room in the pipe.
     return [p if type(p) is bytes else bytes(p) for p in parts]
