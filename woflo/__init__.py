@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from woflo._errors import BrokenThreadRunner as BrokenThreadRunner
     from woflo._errors import DeadlineExceeded as DeadlineExceeded
     from woflo._errors import SerializationError as SerializationError
+    from woflo._errors import UpstreamFailed as UpstreamFailed
     from woflo._errors import WofloError as WofloError
     from woflo._errors import WorkerCrashed as WorkerCrashed
     from woflo._executor import WofloExecutor as WofloExecutor
+    from woflo._inputs import unresolved as unresolved
     from woflo._limits import Limit as Limit
     from woflo._limits import limit as limit
     from woflo._looprun import RunCancelled as RunCancelled
@@ -71,6 +73,7 @@ __all__ = [
     "Task",
     "TaskRun",
     "ThreadRunner",
+    "UpstreamFailed",
     "WofloError",
     "WofloExecutor",
     "WorkerCrashed",
@@ -79,6 +82,7 @@ __all__ = [
     "progress",
     "summary",
     "task",
+    "unresolved",
     "__version__",
 ]
 
@@ -96,9 +100,11 @@ _LAZY: dict[str, str] = {
     "BrokenThreadRunner": "woflo._errors",
     "DeadlineExceeded": "woflo._errors",
     "SerializationError": "woflo._errors",
+    "UpstreamFailed": "woflo._errors",
     "WofloError": "woflo._errors",
     "WorkerCrashed": "woflo._errors",
     "WofloExecutor": "woflo._executor",
+    "unresolved": "woflo._inputs",
     "Limit": "woflo._limits",
     "limit": "woflo._limits",
     "RunCancelled": "woflo._looprun",

@@ -19,6 +19,7 @@ import pickle
 from concurrent.futures import BrokenExecutor
 from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures.thread import BrokenThreadPool
+from typing import Any, TypeVar
 
 __all__ = [
     "AttemptTimeout",
@@ -27,6 +28,7 @@ __all__ = [
     "BrokenThreadRunner",
     "DeadlineExceeded",
     "SerializationError",
+    "UpstreamFailed",
     "WofloError",
     "WorkerCrashed",
 ]
@@ -157,10 +159,70 @@ class SerializationError(WofloError, pickle.PicklingError):
         return (_rebuild_serialization_error, (base, other, str(self)))
 
 
-_MIXED: dict[tuple[type, type], type[SerializationError]] = {}
+class UpstreamFailed(WofloError):
+    """An input of the run (a `woflo.TaskRun` among its arguments, or in ``after=``) failed or was cancelled.
+
+    The run fails at once, without an attempt; the input's exception is the
+    ``__cause__`` (a `concurrent.futures.CancelledError` for a cancelled or
+    stopped input). Build it with `UpstreamFailed.wrap`: like a Dask future
+    whose dependency erred, the instance is also an instance of the class of
+    the first exception in the chain that is not itself an `UpstreamFailed`
+    (the error at the root of the pipeline), so ``except ValueError`` around
+    ``run.result()`` still catches a ``ValueError`` raised upstream, and
+    ``except CancelledError`` an input that was cancelled.
+
+    Attributes:
+        upstream: the name of the input run that failed.
+        upstream_run_id: its `woflo.TaskRun.run_id`.
+
+    Example:
+        >>> exc = UpstreamFailed.wrap("parse [1a2b3c4d] failed", ValueError("bad page"), "parse", "1a2b3c4d")
+        >>> isinstance(exc, ValueError), exc.upstream, type(exc.__cause__).__name__
+        (True, 'parse', 'ValueError')
+    """
+
+    upstream: str = ""
+    upstream_run_id: str = ""
+
+    @classmethod
+    def wrap(cls, message: str, error: BaseException, upstream: str, upstream_run_id: str) -> UpstreamFailed:
+        """An `UpstreamFailed` with ``message`` caused by ``error``, the input run's exception.
+
+        The instance is also an instance of the class of ``error`` or, when
+        ``error`` is itself an `UpstreamFailed`, of its root error (where the
+        classes cannot be combined it is a plain `UpstreamFailed`).
+        """
+        root: BaseException | None = error
+        while isinstance(root, UpstreamFailed):
+            root = root.__cause__
+        exc = _mixed(cls, type(root))(message) if root is not None else cls(message)
+        exc.upstream = upstream
+        exc.upstream_run_id = upstream_run_id
+        exc.__cause__ = error
+        return exc
+
+    def __reduce__(self) -> tuple[object, ...]:
+        bases = type(self).__bases__
+        other = bases[1] if type(self).__dict__.get("_woflo_mixed") else None
+        base = bases[0] if other is not None else type(self)
+        return (_rebuild_upstream_failed, (base, other, str(self), self.upstream, self.upstream_run_id))
 
 
-def _mixed(cls: type[SerializationError], other: type[BaseException]) -> type[SerializationError]:
+def _rebuild_upstream_failed(
+    cls: type[UpstreamFailed], other: type[BaseException] | None, message: str, upstream: str, run_id: str
+) -> UpstreamFailed:
+    exc = (cls if other is None else _mixed(cls, other))(message)
+    exc.upstream = upstream
+    exc.upstream_run_id = run_id
+    return exc
+
+
+_E = TypeVar("_E", bound=WofloError)
+
+_MIXED: dict[tuple[type, type], type[Any]] = {}
+
+
+def _mixed(cls: type[_E], other: type[BaseException]) -> type[_E]:
     if issubclass(cls, other) or not issubclass(other, Exception):
         return cls
     key = (cls, other)

@@ -381,6 +381,9 @@ def event_line(event: str, fields: dict[str, Any] | Any) -> str:
     if event == "task.submitted":
         return f"{who} submitted"
     if event == "task.waiting":
+        if fields.get("reason") == "inputs":
+            n = len(fields.get("inputs") or ())
+            return f"{who} waits for {n} input run{'s' * (n != 1)}"
         limit = fields.get("limit")
         of = f" of limit {limit!r}" if limit is not None else ""
         return f"{who} attempt {attempt} waits for its {fields.get('reason')} limit{of}"

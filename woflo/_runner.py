@@ -30,9 +30,10 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from woflo._attempt import Attempt, GatedAttempt
-from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded
+from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded, UpstreamFailed
 from woflo._events import Emitter, stdlib_switch, structlog_switch
 from woflo._limits import Limit, Ticket, WaitReason, start_granted
+from woflo._inputs import has_inputs, wait_for_inputs
 from woflo._policy import Policy
 from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler
@@ -226,7 +227,10 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             wait = False
         with self.__lock:
             self.__shutdown = True
-            runs = list(self.__active)
+            # Newest first: a run waiting for inputs (always newer than they
+            # are) is cancelled before its inputs, so it ends cancelled, not
+            # failed with UpstreamFailed by their cancellation.
+            runs = list(reversed(self.__active))
         if stop_running:
             reason = f"stopped by {self._stop_reason or 'shutdown(stop_running=True)'}"
             for run in runs:
@@ -397,6 +401,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         kwargs: dict[str, Any],
         policy: Policy,
         name: str | None,
+        after: Iterable[TaskRun[Any]] | None = None,
     ) -> TaskRun[Any]:
         refusal = self.broken_error()
         if refusal is not None:  # as the stdlib: a broken pool refuses work at the call
@@ -421,6 +426,12 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self.__events.emit("task.submitted", run)
         if self.__submit_callbacks:
             self.__notify_submitted(run)
+        # Runs among the arguments: wait for them (woflo/_inputs.py). The
+        # check costs one `type(arg) in set` per argument.
+        if (after is not None or ((args or kwargs) and has_inputs(args, kwargs))) and wait_for_inputs(
+            self, run, control, after
+        ):
+            return run
         if policy.deadline is not None:
             control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
         if policy.custom:
@@ -450,6 +461,52 @@ class Runner(Executor, metaclass=abc.ABCMeta):
                 fn(run)
             except Exception as exc:
                 _report_error(exc)
+
+    # -- runs as inputs (woflo/_inputs.py calls these; see woflo._inputs.InputOwner) ---------
+
+    #: Whether a run waits for its inputs inside ``submit`` (an inline runner).
+    _inputs_inline: ClassVar[bool] = False
+
+    def _note_input(self, run: TaskRun[Any]) -> None:
+        """``run`` will be an input of one of this runner's runs: the default does nothing."""
+
+    def _input_value(self, run: TaskRun[Any]) -> Any:
+        """What replaces the successful input ``run`` in a waiting run's arguments: its result."""
+        return run.result()
+
+    def _policy_of(self, run: TaskRun[Any]) -> Policy | None:
+        """The policy of this runner's active ``run``, else None."""
+        control = self.__active.get(run)
+        return None if control is None else control.policy
+
+    def _emit_waiting(self, run: TaskRun[Any], inputs: list[TaskRun[Any]]) -> None:
+        if _structlog.is_configured or _stdlib.enabled:
+            self.__events.emit("task.waiting", run, reason="inputs", inputs=[source.run_id for source in inputs])
+
+    def _inputs_ready(
+        self, run: TaskRun[Any], control: _Control, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Every input of ``run`` succeeded: start attempt 1 with ``args`` and ``kwargs``.
+
+        Called on the thread that ended the last input. The run's deadline,
+        its duration and tenacity's clock count from now, not from submit.
+        """
+        if self.__active.get(run) is not control:
+            return  # cancelled meanwhile
+        fn = control.call[0]
+        control.call = (fn, args, kwargs)
+        control.t0 = now = time.monotonic()
+        policy = control.policy
+        if policy.deadline is not None:
+            control.deadline = now + policy.deadline
+            control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
+        if policy.custom:
+            state = control.retry_state = policy.retry_state(fn, args, kwargs)
+            error = before_attempt(state)
+            if error is not None:
+                self._finish(run, None, error)
+                return
+        self._launch(run, control, 1)
 
     def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Start attempt ``number`` of ``run`` through the backend."""
@@ -644,6 +701,16 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             duration = time.monotonic() - control.t0
             if exc is None:
                 self.__events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
+            elif isinstance(exc, UpstreamFailed):
+                self.__events.emit(
+                    "task.failed",
+                    run,
+                    attempt=0,
+                    duration_s=duration,
+                    exception=exc,
+                    reason=str(exc),
+                    upstream_run_id=exc.upstream_run_id,
+                )
             else:
                 self.__events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
 

@@ -181,12 +181,28 @@ class Task(Generic[P, R]):
         namer = self._namer
         return self.name if namer is None else namer(args, kwargs)
 
-    def submit(self, *args: Any, executor: Executor | None = None, **kwargs: Any) -> TaskRun[R]:
+    def submit(
+        self,
+        *args: Any,
+        executor: Executor | None = None,
+        after: Iterable[TaskRun[Any]] | None = None,
+        **kwargs: Any,
+    ) -> TaskRun[R]:
         """Submit one run, on ``executor`` if given (a woflo runner or `WofloExecutor`).
 
-        The task's own policy applies wherever it runs.
+        The task's own policy applies wherever it runs. ``after`` orders runs
+        without passing data: the run starts once every run in it has
+        succeeded (and fails with `woflo.UpstreamFailed` if one did not), as
+        for a run among its arguments (docs/orchestration.md).
+
+        Example:
+            >>> from woflo import SequentialRunner, task
+            >>> create = task(list, runner=SequentialRunner)
+            >>> table = create()
+            >>> task(len, runner=SequentialRunner).submit("abc", after=[table]).result()
+            3
         """
-        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs))
+        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs), after)
 
     def map(
         self,

@@ -22,7 +22,7 @@ from woflo._condition import RunCondition
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
+__all__ = ["INPUT_TYPES", "AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
 
 #: How an attempt ended (`AttemptRecord.outcome`).
 AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped"]
@@ -107,6 +107,14 @@ for _state, _next in TRANSITIONS.items():
 del _state, _next
 
 
+#: The exact types of the arguments ``submit`` looks at twice (woflo/_inputs.py):
+#: the run classes (`TaskRun` and every subclass, added as it is defined), the
+#: containers searched one level deep for runs, and ``woflo.unresolved``'s
+#: wrapper (added by woflo/_inputs.py). A set of types, so that the check per
+#: argument is one ``type(arg) in INPUT_TYPES``.
+INPUT_TYPES: set[type] = {list, tuple, dict, set, frozenset}
+
+
 class RunOwner(Protocol):
     """What a `TaskRun` calls back on its runner (`woflo.Runner` implements it)."""
 
@@ -168,6 +176,10 @@ class TaskRun(Future[T], Generic[T]):
 
     def __init__(self) -> None:
         raise TypeError("TaskRun objects are created by runners: call Runner.submit() or a @task")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        INPUT_TYPES.add(cls)  # a run of a subclass is an input too
 
     @classmethod
     def _create(cls, name: str, runner: RunOwner) -> TaskRun[Any]:
@@ -543,6 +555,8 @@ class TaskRun(Future[T], Generic[T]):
             raise asyncio.CancelledError(self._cancelled_message())
         return self.result()
 
+
+INPUT_TYPES.add(TaskRun)
 
 _OWNED_BY_RUNNER = (
     "TaskRun.{}() is not for callers: a run's state belongs to its runner, "

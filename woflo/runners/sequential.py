@@ -46,6 +46,9 @@ class SequentialRunner(Runner):
 
     runner_name = "sequential"
 
+    # submit returns a finished run: a run with inputs waits for them there.
+    _inputs_inline = True
+
     def __init__(self, **options: Unpack[PolicyOptions]) -> None:
         super().__init__(**options)
         # Attempts started while one runs inline (a retry) queue up here instead
