@@ -635,3 +635,63 @@ def traced_peak() -> int:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.reset_peak()
     return peak
+
+
+# -- runs as inputs (tests/test_inputs.py, tests/test_inputs_dask.py) --------------
+
+
+def _rebuild_cluster_only(value: int) -> ClusterOnly:
+    import multiprocessing
+
+    # Dask's workers are processes its nannies start with multiprocessing;
+    # the test process (the client) was not started that way.
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError("a ClusterOnly value reached a process that is not a Dask worker")
+    return ClusterOnly(value)
+
+
+class ClusterOnly:
+    """A value that unpickles only inside a Dask worker: the client can never receive it."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_cluster_only, (self.value,))
+
+
+def make_cluster_only(value: int) -> ClusterOnly:
+    return ClusterOnly(value)
+
+
+def cluster_only_value(item: ClusterOnly, factor: int = 1) -> int:
+    return item.value * factor
+
+
+def fail_times_cluster_only(counter: str, failures: int, value: int) -> ClusterOnly:
+    """`fail_times`, returning a `ClusterOnly`."""
+    fail_times(counter, failures)
+    return ClusterOnly(value)
+
+
+def values_of(items: list[ClusterOnly], key: ClusterOnly) -> list[int]:
+    """Takes a list and a keyword that clashes with ``client.submit``'s own ``key``."""
+    return [item.value for item in items] + [key.value]
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def total(*xs: int) -> int:
+    return sum(xs)
+
+
+def wait_file_then(path: str, value: object, timeout: float = 30.0) -> object:
+    """Wait for ``path`` to exist, then return ``value``."""
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.005)
+    return value

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from woflo._attempt import Attempt, GatedAttempt
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded, UpstreamFailed
 from woflo._events import Emitter, stdlib_switch, structlog_switch
-from woflo._limits import Limit, Ticket, WaitReason, start_granted
 from woflo._inputs import has_inputs, wait_for_inputs
+from woflo._limits import Limit, Ticket, WaitReason, start_granted
 from woflo._policy import Policy
 from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler

@@ -24,18 +24,21 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from woflo._errors import SerializationError, WorkerCrashed
 from woflo._names import callable_name
 from woflo._policy import POLICY_OPTIONS, Policy
 from woflo._runner import Attempt, Runner
 from woflo._shared import untrack
+from woflo._taskrun import TaskRun
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["DaskRunner"]
+__all__ = ["DaskRunner", "DaskTaskRun"]
+
+T = TypeVar("T")
 
 # How long the collector waits for more finished attempts before it gathers
 # their results, while other attempts are still in flight. Each gather is a
@@ -79,6 +82,45 @@ def _cluster_keywords(distributed: ModuleType) -> set[str]:
     for cls in (distributed.LocalCluster, distributed.Nanny, distributed.Worker):
         names.update(name for name, p in inspect.signature(cls).parameters.items() if p.kind is not p.VAR_KEYWORD)
     return names
+
+
+class _OnCluster:
+    """The result of a run that stayed on the cluster: its final attempt's Dask future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+
+class DaskTaskRun(TaskRun[T]):
+    """A run of a `DaskRunner`: its result may stay on the cluster until asked for.
+
+    A run that is an input of another run of the same `DaskRunner` (seen
+    before it finished) keeps its result on the cluster: the consumer gets
+    its Dask future, and ``result()`` fetches the value only when called.
+    """
+
+    # Set (never cleared) when a run of the same runner takes this one as an
+    # input before it finished: its result is then not gathered.
+    _on_cluster: bool = False
+
+    def result(self, timeout: float | None = None) -> T:
+        """The run's value (`TaskRun.result`); a result kept on the cluster is fetched now."""
+        value: Any = super().result(timeout)
+        if type(value) is _OnCluster:
+            value = value.future.result(timeout)
+        return value  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return text.replace(" returned _OnCluster ", " returned (on the cluster) ")
+
+
+def _call_with(fn: Callable[..., Any], kwargs: dict[str, Any], *args: Any) -> Any:
+    # For a call whose keywords clash with client.submit's own: Dask resolves
+    # the futures inside this dict argument (it would not inside a partial).
+    return fn(*args, **kwargs)
 
 
 class DaskRunner(Runner):
@@ -127,6 +169,8 @@ class DaskRunner(Runner):
     """
 
     runner_name = "dask"
+
+    run_class: ClassVar[type[TaskRun[Any]]] = DaskTaskRun
 
     def __init__(
         self, client: Any = None, *, address: str | None = None, dashboard: bool = False, **kwargs: Any
@@ -229,7 +273,7 @@ class DaskRunner(Runner):
         if not attempt.begin(key):
             return
         if kwargs and not self._submit_keywords.isdisjoint(kwargs):
-            fn, kwargs = functools.partial(fn, **kwargs), {}
+            fn, args, kwargs = _call_with, (fn, kwargs, *args), {}
         try:
             future = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
         except TypeError as exc:
@@ -248,6 +292,22 @@ class DaskRunner(Runner):
         with self._lock_in_flight:
             self._in_flight += 1
         future.add_done_callback(functools.partial(_deliver, weakref.ref(attempt), self._done.put))
+
+    # -- runs as inputs ------------------------------------------------------------------
+
+    def _note_input(self, run: TaskRun[Any]) -> None:
+        # A run of this runner feeding one of its runs: its result stays on
+        # the cluster, and the consumer gets its Dask future. Not under a
+        # custom retry policy, whose predicate reads the result.
+        if type(run) is DaskTaskRun and run._runner is self and not run.done():
+            policy = self._policy_of(run)
+            if policy is not None and not policy.custom:
+                run._on_cluster = True
+
+    def _input_value(self, run: TaskRun[Any]) -> Any:
+        if run._runner is self and run._exception is None and type(run._result) is _OnCluster:
+            return run._result.future
+        return run.result()
 
     def stop_attempt(self, attempt: Attempt) -> None:
         future = attempt.handle
@@ -305,7 +365,11 @@ class DaskRunner(Runner):
                 continue
             status = future.status
             if status == "finished":
-                finished.append((attempt, future))
+                if attempt.run._on_cluster:  # type: ignore[attr-defined]
+                    # Consumed on the cluster: the value is fetched only if asked for.
+                    attempt.succeed(_OnCluster(future))
+                else:
+                    finished.append((attempt, future))
             elif status == "error":
                 self._fail(attempt, future.exception(), future.traceback())
             else:
