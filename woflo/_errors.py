@@ -205,7 +205,9 @@ class UpstreamFailed(WofloError):
         bases = type(self).__bases__
         other = bases[1] if type(self).__dict__.get("_woflo_mixed") else None
         base = bases[0] if other is not None else type(self)
-        return (_rebuild_upstream_failed, (base, other, str(self), self.upstream, self.upstream_run_id))
+        # args[0], not str(self): a KeyError's str() quotes its message.
+        message = self.args[0] if self.args else ""
+        return (_rebuild_upstream_failed, (base, other, message, self.upstream, self.upstream_run_id))
 
 
 def _rebuild_upstream_failed(

@@ -26,7 +26,7 @@ from woflo._errors import UpstreamFailed
 from woflo._events import describe
 from woflo._taskrun import INPUT_TYPES, TaskRun
 
-__all__ = ["InputOwner", "Unresolved", "Waiting", "has_inputs", "unresolved", "wait_for_inputs"]
+__all__ = ["InputOwner", "Unresolved", "Waiting", "check_after", "has_inputs", "unresolved", "wait_for_inputs"]
 
 T = TypeVar("T")
 
@@ -126,10 +126,25 @@ def _collect(args: tuple[Any, ...], kwargs: dict[str, Any], after: Iterable[Any]
         look(arg)
     if after is not None:
         for run in after:
-            if not isinstance(run, TaskRun):
-                raise TypeError(f"after= takes TaskRuns, not {type(run).__name__}")
             found.setdefault(id(run), run)
     return list(found.values())
+
+
+def check_after(after: Iterable[Any] | None) -> list[TaskRun[Any]] | None:
+    """``after=`` as a list of runs, checked at the call.
+
+    Raises:
+        TypeError: ``after`` is not an iterable of `woflo.TaskRun`.
+    """
+    if after is None:
+        return None
+    if isinstance(after, TaskRun):
+        raise TypeError("after= takes a list of TaskRuns: after=[run]")
+    runs = list(after)
+    for run in runs:
+        if not isinstance(run, TaskRun):
+            raise TypeError(f"after= takes TaskRuns, not {type(run).__name__}")
+    return runs
 
 
 def _substitute(
@@ -237,10 +252,14 @@ def wait_for_inputs(owner: InputOwner, run: TaskRun[Any], control: Any, after: I
         `Unresolved` unwrapped).
     """
     fn, args, kwargs = control.call
-    inputs = _collect(args, kwargs, after)
-    if not inputs:
-        control.call = (fn, *_substitute(args, kwargs, {}))
-        return False
+    try:
+        inputs = _collect(args, kwargs, after)
+        if not inputs:
+            control.call = (fn, *_substitute(args, kwargs, {}))
+            return False
+    except BaseException as exc:  # the run is registered: it must end, whatever went wrong
+        owner._finish(run, None, exc)
+        raise
     for source in inputs:
         owner._note_input(source)
     owner._emit_waiting(run, inputs)

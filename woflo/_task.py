@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from woflo._defaults import coroutine_runner, default_runner
+from woflo._inputs import check_after
 from woflo._policy import Policy
 from woflo._runner import Runner
 from woflo._shared import shared_runner
@@ -202,7 +203,8 @@ class Task(Generic[P, R]):
             >>> task(len, runner=SequentialRunner).submit("abc", after=[table]).result()
             3
         """
-        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs), after)
+        runs = check_after(after)
+        return self._resolve(executor)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs), runs)
 
     def map(
         self,

@@ -241,6 +241,7 @@ class DaskRunner(Runner):
             self._own_client = own_client
             self._client: Any = client
             self._killed_worker: type[BaseException] = distributed.KilledWorker
+            self._future_class: type[Any] = distributed.Future
             self._submit_keywords = _submit_keywords(type(client))
             self._done: queue.SimpleQueue[tuple[Attempt, Any] | None] = queue.SimpleQueue()
             # Attempts whose done callback is registered and not yet collected.
@@ -308,6 +309,20 @@ class DaskRunner(Runner):
         if run._runner is self and run._exception is None and type(run._result) is _OnCluster:
             return run._result.future
         return run.result()
+
+    def _inputs_ready(self, run: TaskRun[Any], control: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Dask resolves its futures inside lists, tuples, dicts and sets, not
+        # frozensets: those inputs are fetched here and sent as values.
+        if any(type(a) is frozenset for a in (*args, *kwargs.values())):
+            args = tuple(self._fetch_in_frozenset(a) for a in args)
+            kwargs = {k: self._fetch_in_frozenset(a) for k, a in kwargs.items()}
+        super()._inputs_ready(run, control, args, kwargs)
+
+    def _fetch_in_frozenset(self, value: Any) -> Any:
+        if type(value) is not frozenset:
+            return value
+        future_class = self._future_class
+        return frozenset(item.result() if isinstance(item, future_class) else item for item in value)
 
     def stop_attempt(self, attempt: Attempt) -> None:
         future = attempt.handle
