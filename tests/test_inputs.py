@@ -346,3 +346,29 @@ def test_upstream_failed_pickles_with_its_fields() -> None:
     # An UpstreamFailed of an UpstreamFailed keeps the root's class.
     again = UpstreamFailed.wrap("input x failed", exc, "x", "def")
     assert isinstance(again, KeyError) and again.__cause__ is exc
+
+
+def test_threads_asking_a_new_runs_id_at_once_get_one_id() -> None:
+    # A consumer's callback names its input (UpstreamFailed, on the thread
+    # that ended the input) while the submitting thread names it in an
+    # event: the lazily made id must be one.
+    with ThreadRunner(1) as ex:
+        runs = [ex.submit(funcs.add, i) for i in range(300)]
+        for run in runs:
+            run.result(timeout=60)
+    n = 4
+    barrier = threading.Barrier(n)
+    seen: list[list[str]] = [[] for _ in range(n)]
+
+    def read(mine: list[str]) -> None:
+        for run in runs:
+            barrier.wait(10)
+            mine.append(run.run_id)
+
+    threads = [threading.Thread(target=read, args=(seen[i],)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(ids == seen[0] for ids in seen), "a run got two ids"
+    assert [run.run_id for run in runs] == seen[0]

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from woflo._errors import UpstreamFailed
 from woflo._events import describe
-from woflo._taskrun import INPUT_TYPES, TaskRun
+from woflo._taskrun import INPUT_LEAVES, INPUT_TYPES, TaskRun
 
 __all__ = ["InputOwner", "Unresolved", "Waiting", "check_after", "has_inputs", "unresolved", "wait_for_inputs"]
 
@@ -65,6 +65,7 @@ def unresolved(value: T) -> T:
 
 
 INPUT_TYPES.add(Unresolved)
+INPUT_LEAVES.add(Unresolved)
 
 
 def has_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
@@ -103,31 +104,38 @@ class InputOwner(Protocol):
         """End ``run`` (here: with `UpstreamFailed`, or an error while resolving)."""
 
 
-def _collect(args: tuple[Any, ...], kwargs: dict[str, Any], after: Iterable[Any] | None) -> list[TaskRun[Any]]:
-    """The distinct runs among the arguments (one level deep) and in ``after``, in order."""
-    found: dict[int, TaskRun[Any]] = {}
-    types = INPUT_TYPES
+def _collect(
+    args: tuple[Any, ...], kwargs: dict[str, Any], after: Iterable[Any] | None
+) -> tuple[list[TaskRun[Any]], bool]:
+    """The distinct runs among the arguments (one level deep) and in ``after``, in order.
 
-    def look(value: Any) -> None:
+    Also says whether an `Unresolved` is among them (to unwrap).
+    """
+    found: dict[int, TaskRun[Any]] = {}
+    unwrap = False
+    types, leaves = INPUT_TYPES, INPUT_LEAVES
+    for value in (*args, *kwargs.values()):
         kind = type(value)
         if kind not in types:
-            return
+            continue
         if kind in _CONTAINERS:
             items = value.values() if kind is dict else value
+            # One pass in C over the items: most containers hold no run.
+            if leaves.isdisjoint(map(type, items)):
+                continue
             for item in items:
-                if type(item) in types and type(item) not in _CONTAINERS and type(item) is not Unresolved:
+                if type(item) is Unresolved:
+                    unwrap = True
+                elif type(item) in leaves:
                     found.setdefault(id(item), item)
-        elif kind is not Unresolved:
+        elif kind is Unresolved:
+            unwrap = True
+        else:
             found.setdefault(id(value), value)
-
-    for arg in args:
-        look(arg)
-    for arg in kwargs.values():
-        look(arg)
     if after is not None:
         for run in after:
             found.setdefault(id(run), run)
-    return list(found.values())
+    return list(found.values()), unwrap
 
 
 def check_after(after: Iterable[Any] | None) -> list[TaskRun[Any]] | None:
@@ -253,9 +261,10 @@ def wait_for_inputs(owner: InputOwner, run: TaskRun[Any], control: Any, after: I
     """
     fn, args, kwargs = control.call
     try:
-        inputs = _collect(args, kwargs, after)
+        inputs, unwrap = _collect(args, kwargs, after)
         if not inputs:
-            control.call = (fn, *_substitute(args, kwargs, {}))
+            if unwrap:
+                control.call = (fn, *_substitute(args, kwargs, {}))
             return False
     except BaseException as exc:  # the run is registered: it must end, whatever went wrong
         owner._finish(run, None, exc)

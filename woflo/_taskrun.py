@@ -22,7 +22,7 @@ from woflo._condition import RunCondition
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["INPUT_TYPES", "AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
+__all__ = ["INPUT_LEAVES", "INPUT_TYPES", "AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
 
 #: How an attempt ended (`AttemptRecord.outcome`).
 AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped"]
@@ -113,6 +113,8 @@ del _state, _next
 #: wrapper (added by woflo/_inputs.py). A set of types, so that the check per
 #: argument is one ``type(arg) in INPUT_TYPES``.
 INPUT_TYPES: set[type] = {list, tuple, dict, set, frozenset}
+#: The same without the containers: what is looked for inside one.
+INPUT_LEAVES: set[type] = set()
 
 
 class RunOwner(Protocol):
@@ -180,6 +182,7 @@ class TaskRun(Future[T], Generic[T]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         INPUT_TYPES.add(cls)  # a run of a subclass is an input too
+        INPUT_LEAVES.add(cls)
 
     @classmethod
     def _create(cls, name: str, runner: RunOwner) -> TaskRun[Any]:
@@ -240,7 +243,9 @@ class TaskRun(Future[T], Generic[T]):
         """A unique id for this run (a uuid4 hex string), made on first use."""
         run_id = self._run_id
         if run_id is None:
-            run_id = self._run_id = _uuid4_hex()
+            # setdefault, atomic: two threads asking first (a consumer's
+            # callback naming its input while an event names it) get one id.
+            run_id = self.__dict__.setdefault("_run_id", _uuid4_hex())
         return run_id
 
     @property
@@ -557,6 +562,7 @@ class TaskRun(Future[T], Generic[T]):
 
 
 INPUT_TYPES.add(TaskRun)
+INPUT_LEAVES.add(TaskRun)
 
 _OWNED_BY_RUNNER = (
     "TaskRun.{}() is not for callers: a run's state belongs to its runner, "
