@@ -252,7 +252,10 @@ def test_shutdown_wait_from_a_done_callback_on_the_timer_thread_does_not_deadloc
 
 
 @pytest.mark.timeout(120)
-def test_a_chain_of_runs_each_taking_the_previous_run_fails_cleanly() -> None:
+def test_a_chain_of_runs_each_taking_the_previous_run_resolves() -> None:
+    # Each run is an input of the next (docs/orchestration.md): it waits for
+    # it and gets its result. Before runs were inputs, each failed pickling
+    # the run before (SerializationError).
     with ProcessRunner(2) as ex:
         runs: list[Any] = []
         previous = None
@@ -261,9 +264,7 @@ def test_a_chain_of_runs_each_taking_the_previous_run_fails_cleanly() -> None:
             runs.append(previous)
         _done, pending = wait(runs, timeout=60)
         assert not pending
-        assert runs[0].result() is None
-        for run in runs[1:]:
-            assert isinstance(run.exception(), SerializationError), run.exception()
+        assert all(run.result() is None for run in runs)
         assert ex.submit(add, 2, 3).result(timeout=60) == 5
 
 
