@@ -52,9 +52,7 @@ def _waiting_to_retry(ex: Any, tmp_path: Path, kind: RunnerKind) -> Any:
 
 def _stdlib_part(text: str) -> str:
     """``<Future at 0x... state=...>`` from a run's repr: its class, address and woflo's fields dropped."""
-    match = re.fullmatch(
-        r"<\w*TaskRun at 0x[0-9a-f]+ (state=.*?) name='\w+' run_id=[0-9a-f]{8} run_state=\w+>", text
-    )
+    match = re.fullmatch(r"<\w*TaskRun at 0x[0-9a-f]+ (state=.*?) name='\w+' run_id=[0-9a-f]{8} run_state=\w+>", text)
     assert match, text
     return f"<Future at 0x0 {match.group(1)}>"
 
