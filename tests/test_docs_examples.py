@@ -232,3 +232,16 @@ def test_a_block_marked_not_run_is_skipped_and_blocks_share_one_main(tmp_path: P
     )
     run_page(page, tmp_path)
     assert (tmp_path / "done").exists()
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    # A public name added without its place in docs/api.md is a name users
+    # cannot look up (UpstreamFailed, limit, Limit and unresolved were missing).
+    import re
+
+    import woflo
+
+    api = (ROOT / "docs" / "api.md").read_text()
+    documented = set(re.findall(r"\.\. auto\w+:: woflo\.(\w+)", api))
+    missing = sorted(set(woflo.__all__) - documented - {"__version__"})
+    assert missing == [], f"not in docs/api.md: {missing}"
