@@ -108,9 +108,28 @@ def make_pools() -> dict[str, tuple[Any, Callable[..., Any], Callable[[], None]]
         pools["mpire apply_async"] = (None, mp.submit, mp.close)
     except ImportError:
         pass
+    try:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=W, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = distributed.Client(cluster)
+        dex = client.get_executor(pure=False)
+
+        def dask_close() -> None:
+            client.close()
+            cluster.close()
+
+        pools[DASK] = (None, dex.submit, dask_close)
+    except ImportError:
+        pass
     for _, submit, _ in pools.values():
         wave(submit, 200)  # starts every worker
     return pools
+
+
+#: Dask's concurrent.futures executor over a LocalCluster of W processes: in
+#: (a) only (its per-task cost makes (b)-(d) take minutes).
+DASK = "Dask LocalCluster executor"
 
 
 def baseline(name: str) -> str:
@@ -194,13 +213,16 @@ def main() -> None:
     out += [table(f"(b) map over {n_b} items, chunksize=1000", rows_for("b", b)), ""]
 
     # (c) latency
-    c = compare({name: (lambda s=submit: trips(s, n_c)) for name, (_, submit, _) in pools.items()}, repeat=reps)
+    c = compare(
+        {name: (lambda s=submit: trips(s, n_c)) for name, (_, submit, _) in pools.items() if name != DASK},
+        repeat=reps,
+    )
     out += [table(f"(c) {n_c} round trips of one tiny task", rows_for("c", c)), ""]
 
     # (d) 1 MB in and out
     data = os.urandom(1 << 20)
     d = compare(
-        {name: (lambda s=submit: payload(s, data, n_d)) for name, (_, submit, _) in pools.items()},
+        {name: (lambda s=submit: payload(s, data, n_d)) for name, (_, submit, _) in pools.items() if name != DASK},
         repeat=reps,
         warmup=1,
     )
@@ -237,6 +259,7 @@ def main() -> None:
             if "mpire apply_async" in a
             else []
         ),
+        *([("a tasks/s", "woflo exec", DASK, a[DASK] / a["woflo exec"], "-")] if DASK in a else []),
         (
             "a tasks/s",
             "woflo exec retries=3 timeout=60",
