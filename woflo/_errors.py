@@ -16,10 +16,13 @@ and an instance of the error the pickler raised (``TypeError`` for a lock).
 from __future__ import annotations
 
 import pickle
-from concurrent.futures import BrokenExecutor
-from concurrent.futures.process import BrokenProcessPool
-from concurrent.futures.thread import BrokenThreadPool
-from typing import Any, TypeVar
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import BrokenExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures.thread import BrokenThreadPool
 
 __all__ = [
     "AttemptTimeout",
@@ -58,36 +61,27 @@ class DeadlineExceeded(WofloError, TimeoutError):
     """
 
 
-class WorkerCrashed(WofloError, BrokenProcessPool):
-    """The worker running an attempt died before the attempt finished.
+# The classes based on the stdlib's broken-pool exceptions are defined the first
+# time one of them is asked for (`__getattr__` below), not at import: their
+# bases live in ``concurrent.futures.process``, which imports multiprocessing
+# (about 10 ms), and an "exec" worker, which imports this module for
+# `SerializationError`, never needs them. They are the same classes either
+# way (``woflo._errors.WorkerCrashed``), picklable by reference as before.
+# mypy sees them here; tests/test_import_cost.py checks that the stub and the
+# class agree (bases, signature).
+if TYPE_CHECKING:
 
-    Raised for a segfault, a ``SIGKILL``, ``os._exit``, the kernel's
-    out-of-memory killer, or a lost Dask worker; not for ``sys.exit`` or any
-    other exception a task raises, which is that run's exception (the worker
-    lives on, as in ``ProcessPoolExecutor``). Only that attempt fails (the
-    pool replaces the worker), and it is retryable like any other exception.
-    It is a ``concurrent.futures.process.BrokenProcessPool`` (and so a
-    ``BrokenExecutor``) because that is what ``ProcessPoolExecutor`` raises for
-    the same death, and existing code catches it.
+    class WorkerCrashed(WofloError, BrokenProcessPool):
+        exitcode: int | None
+        worker: object
 
-    Attributes:
-        exitcode: the worker's exit code; negative for a signal (``-9`` is SIGKILL).
-        worker: the worker's identity (a process id for process workers).
+        def __init__(self, message: str, *, exitcode: int | None = None, worker: object = None) -> None: ...
 
-    Example:
-        >>> from concurrent.futures.process import BrokenProcessPool
-        >>> isinstance(WorkerCrashed("died", exitcode=-9), BrokenProcessPool)
-        True
-    """
+    class BrokenRunner(WofloError, BrokenExecutor): ...
 
-    def __init__(self, message: str, *, exitcode: int | None = None, worker: object = None) -> None:
-        super().__init__(message)
-        self.exitcode = exitcode
-        self.worker = worker
+    class BrokenProcessRunner(BrokenRunner, BrokenProcessPool): ...
 
-    def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only fields would be lost by the default pickling of exceptions.
-        return (_rebuild_worker_crashed, (type(self), str(self), self.exitcode, self.worker))
+    class BrokenThreadRunner(BrokenRunner, BrokenThreadPool): ...
 
 
 def _rebuild_worker_crashed(
@@ -96,24 +90,96 @@ def _rebuild_worker_crashed(
     return cls(message, exitcode=exitcode, worker=worker)
 
 
-class BrokenRunner(WofloError, BrokenExecutor):
-    """The runner cannot run anything any more: its workers cannot be started.
+_define_lock = threading.Lock()
+_LAZY = ("WorkerCrashed", "BrokenRunner", "BrokenProcessRunner", "BrokenThreadRunner")
 
-    Raised when the ``initializer`` fails (its exception is the ``__cause__``)
-    or when worker processes keep dying while starting. Every run waiting for
-    a worker fails with it, and so does every later ``submit`` (at the call),
-    as with the stdlib's broken pools. Never retried. The runner-specific
-    subclasses are what existing code catches: `BrokenProcessRunner` is a
-    ``BrokenProcessPool``, `BrokenThreadRunner` a ``BrokenThreadPool``.
+
+def _define_broken() -> dict[str, type[BaseException]]:
+    """Define the classes of `_LAZY` (importing their stdlib bases) and return them by name."""
+    from concurrent.futures import BrokenExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures.thread import BrokenThreadPool
+
+    class WorkerCrashed(WofloError, BrokenProcessPool):
+        """The worker running an attempt died before the attempt finished.
+
+        Raised for a segfault, a ``SIGKILL``, ``os._exit``, the kernel's
+        out-of-memory killer, or a lost Dask worker; not for ``sys.exit`` or any
+        other exception a task raises, which is that run's exception (the worker
+        lives on, as in ``ProcessPoolExecutor``). Only that attempt fails (the
+        pool replaces the worker), and it is retryable like any other exception.
+        It is a ``concurrent.futures.process.BrokenProcessPool`` (and so a
+        ``BrokenExecutor``) because that is what ``ProcessPoolExecutor`` raises for
+        the same death, and existing code catches it.
+
+        Attributes:
+            exitcode: the worker's exit code; negative for a signal (``-9`` is SIGKILL).
+            worker: the worker's identity (a process id for process workers).
+
+        Example:
+            >>> from concurrent.futures.process import BrokenProcessPool
+            >>> isinstance(WorkerCrashed("died", exitcode=-9), BrokenProcessPool)
+            True
+        """
+
+        def __init__(self, message: str, *, exitcode: int | None = None, worker: object = None) -> None:
+            super().__init__(message)
+            self.exitcode = exitcode
+            self.worker = worker
+
+        def __reduce__(self) -> tuple[object, ...]:
+            # Keyword-only fields would be lost by the default pickling of exceptions.
+            return (_rebuild_worker_crashed, (type(self), str(self), self.exitcode, self.worker))
+
+    class BrokenRunner(WofloError, BrokenExecutor):
+        """The runner cannot run anything any more: its workers cannot be started.
+
+        Raised when the ``initializer`` fails (its exception is the ``__cause__``)
+        or when worker processes keep dying while starting. Every run waiting for
+        a worker fails with it, and so does every later ``submit`` (at the call),
+        as with the stdlib's broken pools. Never retried. The runner-specific
+        subclasses are what existing code catches: `BrokenProcessRunner` is a
+        ``BrokenProcessPool``, `BrokenThreadRunner` a ``BrokenThreadPool``.
+        """
+
+    class BrokenProcessRunner(BrokenRunner, BrokenProcessPool):
+        """`BrokenRunner` of `woflo.ProcessRunner`; a ``BrokenProcessPool``."""
+
+    class BrokenThreadRunner(BrokenRunner, BrokenThreadPool):
+        """`BrokenRunner` of `woflo.ThreadRunner`; a ``BrokenThreadPool``."""
+
+    defined: dict[str, type[BaseException]] = {
+        "WorkerCrashed": WorkerCrashed,
+        "BrokenRunner": BrokenRunner,
+        "BrokenProcessRunner": BrokenProcessRunner,
+        "BrokenThreadRunner": BrokenThreadRunner,
+    }
+    for cls in defined.values():
+        cls.__qualname__ = cls.__name__  # module level, as pickle and repr name them
+    return defined
+
+
+def __getattr__(name: str) -> Any:
+    """Module attribute hook: define the broken-pool classes on first use (see `_LAZY`).
+
+    Raises ``AttributeError`` for any other missing name, as a module does.
+
+    Example:
+        >>> from concurrent.futures.process import BrokenProcessPool
+        >>> from woflo._errors import WorkerCrashed
+        >>> isinstance(WorkerCrashed("died", exitcode=-9), BrokenProcessPool)
+        True
     """
+    if name in _LAZY:
+        with _define_lock:
+            if name not in globals():  # another thread may have defined them meanwhile
+                globals().update(_define_broken())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class BrokenProcessRunner(BrokenRunner, BrokenProcessPool):
-    """`BrokenRunner` of `woflo.ProcessRunner`; a ``BrokenProcessPool``."""
-
-
-class BrokenThreadRunner(BrokenRunner, BrokenThreadPool):
-    """`BrokenRunner` of `woflo.ThreadRunner`; a ``BrokenThreadPool``."""
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 class SerializationError(WofloError, pickle.PicklingError):

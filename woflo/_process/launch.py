@@ -33,13 +33,15 @@ import os
 import pickle
 import select
 import signal
-import subprocess
 import sys
 import threading
 import time
 import types
 from importlib.machinery import ModuleSpec
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["ExecProcess", "boot", "start", "start_frame"]
 
@@ -157,6 +159,8 @@ def _interpreter_flags() -> list[str]:
     parent. ``subprocess._args_from_interpreter_flags`` is private but is
     what multiprocessing itself calls; pinned by tests/test_canaries.py.
     """
+    import subprocess
+
     flags = getattr(subprocess, "_args_from_interpreter_flags", None)
     if flags is None:  # gone from a future Python: the worker runs with defaults
         return []
@@ -174,6 +178,10 @@ def start(fds: tuple[int, int, int]) -> ExecProcess:
         OSError: the process could not be started (``EMFILE``, ``EAGAIN``,
             ``ENOENT`` for ``sys.executable``); nothing is left open or running.
     """
+    # Imported here, not at the top: the worker imports this module too, to
+    # boot, and never starts a process itself.
+    import subprocess
+
     keep = list(fds)
     sentinel = sentinel_w = -1
     if not _USE_PIDFD:
