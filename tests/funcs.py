@@ -695,3 +695,19 @@ def wait_file_then(path: str, value: object, timeout: float = 30.0) -> object:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.005)
     return value
+
+
+# -- cold start of an "exec" worker (tests/process/test_coldstart.py) --
+
+
+def process_name_after_import() -> list[object]:
+    """Whether ``multiprocessing`` was imported before this call, then this process's multiprocessing name."""
+    imported = "multiprocessing.process" in sys.modules
+    import multiprocessing
+
+    return [imported, multiprocessing.current_process().name]
+
+
+def raise_value_error(message: str) -> None:
+    """Raise ``ValueError(message)``."""
+    raise ValueError(message)

@@ -8,6 +8,7 @@ interpreter, where nothing was imported before.
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -244,3 +245,115 @@ def test_cpu_count_is_lokys() -> None:
     from woflo._cpus import cpu_count
 
     assert cpu_count() == loky.cpu_count()
+
+
+# -- woflo._errors: the broken-pool classes are defined on first use (issue #13 item 2) --
+
+_LAZY_ERRORS = ("WorkerCrashed", "BrokenRunner", "BrokenProcessRunner", "BrokenThreadRunner")
+
+
+@pytest.mark.timeout(120)
+def test_the_errors_a_worker_needs_import_no_stdlib_pool() -> None:
+    # An "exec" worker imports woflo._errors for SerializationError; that must
+    # not pull concurrent.futures.process (multiprocessing, socket...).
+    result = _fresh(
+        f"""
+        import json, sys, pickle
+        import woflo._errors as errors
+        from woflo._errors import AttemptTimeout, SerializationError
+        exc = SerializationError.wrap("cannot pickle", TypeError("lock"))
+        before = {_loaded(("concurrent.futures", "multiprocessing", "socket"))}
+        defined_before = [n for n in {_LAZY_ERRORS!r} if n in vars(errors)]
+        from woflo._errors import WorkerCrashed
+        print(json.dumps([before, defined_before, isinstance(exc, TypeError),
+                          "concurrent.futures.process" in sys.modules, WorkerCrashed.__qualname__]))
+        """
+    )
+    assert result == [[], [], True, True, "WorkerCrashed"]
+
+
+@pytest.mark.timeout(120)
+def test_broken_pool_errors_pickled_elsewhere_unpickle_where_they_are_not_defined_yet() -> None:
+    from woflo import BrokenProcessRunner, BrokenThreadRunner, WorkerCrashed
+
+    blob = pickle.dumps(
+        [WorkerCrashed("died", exitcode=-9, worker=123), BrokenProcessRunner("p"), BrokenThreadRunner("t")]
+    ).hex()
+    result = _fresh(
+        f"""
+        import json, pickle, sys
+        from concurrent.futures import BrokenExecutor
+        from concurrent.futures.process import BrokenProcessPool
+        from concurrent.futures.thread import BrokenThreadPool
+        import woflo._errors
+        fresh = "WorkerCrashed" not in vars(woflo._errors)
+        crashed, proc, thread = pickle.loads(bytes.fromhex({blob!r}))
+        from woflo import BrokenRunner, WofloError
+        print(json.dumps([
+            fresh,
+            [type(e).__module__ + "." + type(e).__qualname__ for e in (crashed, proc, thread)],
+            [crashed.exitcode, crashed.worker, str(crashed)],
+            [isinstance(crashed, BrokenProcessPool), isinstance(crashed, WofloError)],
+            [isinstance(proc, BrokenProcessPool), isinstance(proc, BrokenRunner)],
+            [isinstance(thread, BrokenThreadPool), isinstance(thread, BrokenExecutor)],
+            type(crashed) is woflo._errors.WorkerCrashed,
+        ]))
+        """
+    )
+    assert result == [
+        True,
+        ["woflo._errors.WorkerCrashed", "woflo._errors.BrokenProcessRunner", "woflo._errors.BrokenThreadRunner"],
+        [-9, 123, "died"],
+        [True, True],
+        [True, True],
+        [True, True],
+        True,
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_threads_asking_at_once_get_the_same_broken_pool_classes() -> None:
+    result = _fresh(
+        f"""
+        import json, threading
+        import woflo._errors as errors
+        barrier = threading.Barrier(8)
+        got = []
+        def ask():
+            barrier.wait(30)
+            got.append(tuple(getattr(errors, n) for n in {_LAZY_ERRORS!r}))
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        print(json.dumps([len(got), len(set(got)), sorted(n for n in {_LAZY_ERRORS!r} if n in dir(errors))]))
+        """
+    )
+    assert result == [8, 1, sorted(_LAZY_ERRORS)]
+
+
+def test_the_typing_stubs_of_the_broken_pool_classes_match_the_classes() -> None:
+    # mypy reads the `if TYPE_CHECKING:` declarations of woflo/_errors.py; the
+    # classes are defined at run time by _define_broken: same names, same bases.
+    import ast
+    import inspect
+
+    import woflo._errors as errors
+
+    tree = ast.parse(Path(errors.__file__).read_text())
+    stubs = {
+        node.name: node
+        for block in tree.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.ClassDef)
+    }
+    assert sorted(stubs) == sorted(_LAZY_ERRORS)
+    for name, stub in stubs.items():
+        cls = getattr(errors, name)
+        assert [ast.unparse(b) for b in stub.bases] == [b.__name__ for b in cls.__bases__], name
+        init = [n for n in stub.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+        if init:
+            stub_params = [a.arg for a in (*init[0].args.args, *init[0].args.kwonlyargs)]
+            assert stub_params == list(inspect.signature(cls.__init__).parameters), name

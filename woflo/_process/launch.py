@@ -242,9 +242,6 @@ def boot(spec: ModuleSpec | None, in_fd: int, out_fd: int, ctl_fd: int, *keep: i
     """
     if spec is not None:
         sys.modules["woflo"].__class__ = _Package
-    from multiprocessing.connection import Connection
-    from multiprocessing.process import current_process
-
     from woflo._process import wire
     from woflo._process.worker import _read_exact, worker_main
 
@@ -258,5 +255,68 @@ def boot(spec: ModuleSpec | None, in_fd: int, out_fd: int, ctl_fd: int, *keep: i
     del header, body
     sys.path[:] = path
     sys.argv[:] = argv
-    current_process().name = "woflo-worker"  # as the other start methods name it
-    worker_main(Connection(in_fd), Connection(out_fd), Connection(ctl_fd), init, max_tasks, [])
+    _name_process("woflo-worker")
+    # The worker only asks its pipe ends for their fds: no multiprocessing
+    # Connection (and no multiprocessing import, about 5 ms) needed for that.
+    worker_main(_Fd(in_fd), _Fd(out_fd), _Fd(ctl_fd), init, max_tasks, [])
+
+
+class _Fd:
+    """A pipe end as `woflo._process.worker` uses it: ``fileno()`` only."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def _name_process(name: str) -> None:
+    """Name this process ``multiprocessing.current_process().name``, as the other start methods do.
+
+    Now if ``multiprocessing`` is imported; otherwise right after a task
+    imports it: importing it at boot would cost every worker about 5 ms
+    (``multiprocessing`` imports ``socket`` and its reduction machinery).
+    """
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process.current_process().name = name
+    else:
+        sys.meta_path.insert(0, _NameOnImport(name))
+
+
+class _NameOnImport:
+    """A ``sys.meta_path`` finder: names the process once ``multiprocessing.process`` is imported."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        if fullname != "multiprocessing.process":
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenName(spec.loader, self._name)  # type: ignore[assignment]
+        return spec
+
+
+class _ThenName:
+    """A loader that runs the real one, then names the process (see `_name_process`)."""
+
+    def __init__(self, loader: Any, name: str) -> None:
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._loader.exec_module(module)
+        module.current_process().name = self._name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)

@@ -37,7 +37,6 @@ import io
 import os
 import pickle
 import struct
-import traceback
 from typing import Any
 
 from woflo._errors import SerializationError
@@ -202,6 +201,10 @@ def dumps_exception(exc: BaseException, what: str = "the function") -> bytes:
     be formatted is replaced by a line saying so.
     """
     try:
+        # Imported on the first exception, not with the module: a worker whose
+        # tasks all succeed never needs it (about 3 ms of a worker's start).
+        import traceback
+
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except BaseException as err:
         tb = f"{type(exc).__qualname__} (its traceback could not be formatted: {reason(err)})\n"

@@ -31,11 +31,13 @@ import signal
 import sys
 import threading
 from collections import deque
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from woflo._errors import SerializationError
 from woflo._process import wire, worklog
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["worker_main"]
 
@@ -346,8 +348,6 @@ def _end_leftovers() -> None:
     replacement started), then what is left is killed: the reaper would kill
     this worker's process group anyway.
     """
-    import multiprocessing
-
     # Only pools made here: a "fork" worker holds copies of its parent's. No
     # pool module imported (an "exec" worker whose tasks made none): no pool.
     pool = sys.modules.get("woflo._process.pool")
@@ -358,7 +358,10 @@ def _end_leftovers() -> None:
             p.shutdown(wait=False, kill=True)
     for p in pools:
         p._thread.join(_LEFTOVER_JOIN_S)
-    children = multiprocessing.active_children()
+    # No multiprocessing imported (an "exec" worker whose tasks used none): no
+    # multiprocessing children, and no need to pay for the import at exit.
+    process = sys.modules.get("multiprocessing.process")
+    children = process.active_children() if process is not None else []
     for child in children:
         with contextlib.suppress(Exception):
             child.kill()
