@@ -35,6 +35,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from _common import compile_package  # noqa: E402
+
 from woflo._process import launch  # noqa: E402  (from this checkout, as the other benchmarks)
 
 _EXEC_IMPORTS = (
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     reps = args.reps
+    compile_package(os.path.join(REPO, "woflo"))  # bytecode as installed, even under PYTHONDONTWRITEBYTECODE
     print(f"median of {reps} interleaved rounds, fresh interpreters, cpus={os.cpu_count()}, {sys.version.split()[0]}")
 
     imports: dict[str, list[tuple[float, float]]] = {name: [] for name in _WORKER_IMPORTS}
