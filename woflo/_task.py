@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import string
-import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
@@ -174,6 +173,8 @@ class Task(Generic[P, R]):
         spec = self._runner_spec
         if isinstance(spec, type) and not issubclass(spec, Runner):
             # A woflo 0.8 custom runner: BaseTaskRun(task, instance_name, fn, args, kwargs).
+            import uuid  # this old protocol only: not on every @task's import path (uuid imports platform)
+
             legacy: TaskRun[R] = spec(self, f"{self.name}-{uuid.uuid4()}", self.fn, args, kwargs)
             return legacy
         return self._resolve(None)._submit(self.fn, args, kwargs, self._policy, self._run_name(args, kwargs))
