@@ -64,7 +64,7 @@ class DeadlineExceeded(WofloError, TimeoutError):
 # The classes based on the stdlib's broken-pool exceptions are defined the first
 # time one of them is asked for (`__getattr__` below), not at import: their
 # bases live in ``concurrent.futures.process``, which imports multiprocessing
-# (about 10 ms), and an "exec" worker, which imports this module for
+# (benchmarks/bench_coldstart.py), and an "exec" worker, which imports this module for
 # `SerializationError`, never needs them. They are the same classes either
 # way (``woflo._errors.WorkerCrashed``), picklable by reference as before.
 # mypy sees them here; tests/test_import_cost.py checks that the stub and the

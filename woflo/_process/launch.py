@@ -257,7 +257,7 @@ def boot(spec: ModuleSpec | None, in_fd: int, out_fd: int, ctl_fd: int, *keep: i
     sys.argv[:] = argv
     _name_process("woflo-worker")
     # The worker only asks its pipe ends for their fds: no multiprocessing
-    # Connection (and no multiprocessing import, about 5 ms) needed for that.
+    # Connection (and no multiprocessing import) needed for that.
     worker_main(_Fd(in_fd), _Fd(out_fd), _Fd(ctl_fd), init, max_tasks, [])
 
 
@@ -275,8 +275,8 @@ def _name_process(name: str) -> None:
     """Name this process ``multiprocessing.current_process().name``, as the other start methods do.
 
     Now if ``multiprocessing`` is imported; otherwise right after a task
-    imports it: importing it at boot would cost every worker about 5 ms
-    (``multiprocessing`` imports ``socket`` and its reduction machinery).
+    imports it: importing it at boot would cost every worker's start the
+    ``multiprocessing`` package (``socket``, its reduction machinery).
     """
     process = sys.modules.get("multiprocessing.process")
     if process is not None:

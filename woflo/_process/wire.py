@@ -202,7 +202,7 @@ def dumps_exception(exc: BaseException, what: str = "the function") -> bytes:
     """
     try:
         # Imported on the first exception, not with the module: a worker whose
-        # tasks all succeed never needs it (about 3 ms of a worker's start).
+        # tasks all succeed never needs it (linecache, tokenize, textwrap).
         import traceback
 
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
