@@ -318,7 +318,9 @@ def test_shutdown_wait_waits_for_waiting_runs(gate: Gate) -> None:
 
 
 def test_events_of_a_waiting_run_and_of_an_upstream_failure() -> None:
-    with ThreadRunner(2) as ex, capture_events() as events:
+    # Capture around the runner: a run's task.* event is emitted just after its
+    # waiters wake, and the runner's shutdown (joining its threads) waits for it.
+    with capture_events() as events, ThreadRunner(2) as ex:
         a, b = ex.submit(funcs.add, 1), ex.submit(funcs.add, 2)
         ok = ex.submit(funcs.total, a, b, a)
         assert ok.result(timeout=60) == 4
