@@ -117,6 +117,8 @@ class Dispatcher:
                 st.pending.clear()
             elif st.shutdown and not st.drain:
                 return
+            else:
+                start = self._need_worker()
         if broken is not None:  # errors made outside the lock: they unpickle the initializer's exception
             out.extend(("d", token, False, broken(), None) for token in failed)
             return
@@ -124,11 +126,7 @@ class Dispatcher:
         # bound. Counted again after each start, outside the lock (starting a
         # process takes milliseconds): jobs submitted meanwhile must get workers
         # of their own, not be prefetched behind a job of unknown length.
-        while True:
-            with st.lock:
-                idle = sum(1 for w in st.workers if w.takes_jobs() and not w.inflight)
-                if len(st.workers) >= self._max_workers or not self._more_jobs_than(idle):
-                    break
+        while start:
             try:
                 w = start_worker(self._ctx, self._sel, self._init, self._max_tasks, self._parent_fds())
             except Exception as err:
@@ -136,6 +134,7 @@ class Dispatcher:
                 break
             with st.lock:
                 st.workers.append(w)
+                start = self._need_worker()
         now = time.monotonic()
         on_sent = self._on_sent
         for w, batch in self._plan():
@@ -201,6 +200,14 @@ class Dispatcher:
                     crashed.__cause__ = err
                     out.append(("d", job.token, False, crashed, None))
             st.pending.clear()
+
+    def _need_worker(self) -> bool:
+        # Caller holds the lock: whether the queue needs one more worker started.
+        st = self._state
+        if len(st.workers) >= self._max_workers:
+            return False
+        idle = sum(1 for w in st.workers if w.takes_jobs() and not w.inflight)
+        return self._more_jobs_than(idle)
 
     def _more_jobs_than(self, n: int) -> bool:
         # Caller holds the lock. Killed jobs stay queued until dispatch skips

@@ -168,13 +168,20 @@ class Worker:
                         frames.append((*self._big_meta, self._big))
                         self._big = None
                     continue
-                data = scratch[: os.readv(self.out_r, [scratch])]
+                got = os.readv(self.out_r, [scratch])
+                data = scratch[:got]
             except BlockingIOError:
                 return frames
             except OSError:
                 data = scratch[:0]
             if not data:
                 break
+            # A read shorter than the buffer emptied the pipe: stop here rather
+            # than read again into BlockingIOError (a lone result is the common
+            # case). The selector is level-triggered: bytes written after this
+            # read wake the manager again. A dead worker's pipe (``drain``) is
+            # read to EOF.
+            short = not drain and len(data) < len(scratch)
             buf = self._rbuf
             buf += data
             pos = 0
@@ -204,6 +211,8 @@ class Worker:
                     pos = len(buf)
                 break
             del buf[:pos]
+            if short:
+                return frames
         else:
             return frames
         # EOF: the worker closed its end; stop watching it so the loop does not spin.

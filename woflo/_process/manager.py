@@ -150,7 +150,11 @@ class Manager:
                     self._take_streams(out)
                 dispatch(out)
                 fire(out)
-                if self._finished():
+                # st.shutdown read without the lock: shutdown() sets it, then
+                # pokes, so a turn always follows that sees it. Until then the
+                # turn ends here and select() lets go of the GIL sooner: the
+                # caller just woken by on_done is waiting for it.
+                if st.shutdown and self._finished():
                     break
         except BaseException:
             _log.exception("woflo: the process pool manager failed")
@@ -176,7 +180,9 @@ class Manager:
         # Retires workers idle for idle_timeout and kills those not ready
         # within start_timeout; returns the seconds until the next such event.
         idle_timeout, start_timeout = self._idle_timeout, self._start_timeout
-        if idle_timeout is None and start_timeout is None:
+        if idle_timeout is None and (start_timeout is None or self._state.ready == len(self._state.workers)):
+            # Nothing to time (every worker is ready: none can miss its start).
+            # Read without the lock: only this thread changes either.
             return None
         now = time.monotonic()
         deadline = None

@@ -84,8 +84,10 @@ class Wakeup:
 
     def drain(self) -> None:
         """Empty the pipe (manager thread), so the next ``select`` can sleep."""
+        # Usually one byte (``submit`` pokes only a sleeping manager): one read,
+        # not a second one that ends in BlockingIOError (this is on every job's path).
         with contextlib.suppress(BlockingIOError):
-            while os.read(self.r, 4096):
+            while len(os.read(self.r, 4096)) == 4096:
                 pass
 
     def close(self) -> None:

@@ -291,6 +291,12 @@ _IOV_MAX = 512  # buffers per writev, under every platform's IOV_MAX
 
 def write_all(fd: int, parts: list[Any]) -> None:
     """Write every byte of ``parts`` to a blocking fd (handles partial writes)."""
+    if len(parts) == 1 and type(parts[0]) is bytes:  # one small frame: a result, the per-job path
+        data = parts[0]
+        n = os.write(fd, data)
+        if n == len(data):
+            return
+        parts = [memoryview(data)[n:]]
     views = [memoryview(p).cast("B") for p in parts]
     while views:
         n = os.writev(fd, views[:_IOV_MAX])
