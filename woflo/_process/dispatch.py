@@ -20,9 +20,11 @@ call out of the pool.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import math
 import pickle
+import select
 import selectors
 import time
 import types
@@ -41,6 +43,10 @@ _log = logging.getLogger("woflo")
 
 _TARGET_QUEUED_S = 0.002  # queued work per worker that prefetch aims for
 _MAX_PREFETCH = 64
+# Arguments pickled to at most this many bytes may go straight to an idle
+# worker (WorkerPool.submit); with the rest of the frame they fit PIPE_BUF
+# (4096 on Linux, at least 512 by POSIX), which a pipe writes whole or not at all.
+_DIRECT_MAX = 3072
 
 
 def _named_kind(fn: object) -> bool:
@@ -92,7 +98,10 @@ class Dispatcher:
         # another while a worker sits idle.
         self.prefetch = 1
         self._avg = 0.0
-        self._next_jid = 1
+        # Job ids, increasing in the order frames reach any one worker (its
+        # watchdog relies on it): next() is atomic, and a submitting thread
+        # takes one under the pool lock (see frame_one).
+        self._jids = itertools.count(1)
         self._fn_cache: tuple[object, bytes] = (None, b"")
 
     def learn(self, duration: float) -> None:
@@ -109,6 +118,11 @@ class Dispatcher:
         """
         st = self._state
         with st.lock:
+            if st.direct:  # jobs submitting threads sent: they start now (on_start, the timeout)
+                now = time.monotonic()
+                for w in st.direct:
+                    start_head(w, out, now)
+                st.direct.clear()
             if not st.pending:
                 return
             broken = st.broken
@@ -262,7 +276,14 @@ class Dispatcher:
         sent_fn: object = None  # the callable of the last job in ``items``
         for job in batch:
             fn = job.fn
-            if pickled is None or pickled[0] is not fn:
+            call = job.call
+            if call is not None:  # pickled by its submitting thread (see prepickle)
+                if isinstance(call, BaseException):
+                    job.call = None  # the error is its run's: reported once
+                    bad.append((job, call))  # type: ignore[arg-type]
+                    continue
+                pickled = (fn, call[0], call[1])
+            elif pickled is None or pickled[0] is not fn:
                 try:
                     pickled = (fn, *self._dumps_fn(fn))
                 except BaseException as err:  # pickling runs user code; never kill the manager thread
@@ -279,7 +300,7 @@ class Dispatcher:
             try:
                 # As parts: a large argument's payload is not copied here (see
                 # wire.PartsPickler); it goes to the pipe as it is (writev).
-                arg_parts = wire.dumps_task_parts((job.args, job.kwargs))
+                arg_parts = call[2] if call is not None else wire.dumps_task_parts((job.args, job.kwargs))
             except BaseException as err:
                 bad.append(
                     (
@@ -293,8 +314,7 @@ class Dispatcher:
             shared = pickled[2]
             fn_bytes = None if shared and items and sent_fn is fn else pickled[1]
             sent_fn = fn
-            job.jid = self._next_jid
-            self._next_jid += 1
+            job.jid = next(self._jids)
             size = len(arg_parts[0]) if len(arg_parts) == 1 else sum(map(len, arg_parts))
             if size < wire.INLINE_ARGS:
                 items.append((job.jid, fn_bytes, shared, arg_parts[0] if len(arg_parts) == 1 else b"".join(arg_parts)))
@@ -304,6 +324,43 @@ class Dispatcher:
             good.append(job)  # args are kept: a job whose worker dies before it starts is re-sent
         meta = pickle.dumps(items, wire.PROTOCOL)
         return [wire.META_LEN.pack(len(meta)) + meta, *large], good, bad
+
+    def prepickle(self, job: Job) -> None:
+        """Pickle ``job``'s call into ``job.call`` (or the error), on the submitting thread.
+
+        For `WorkerPool.submit`'s direct path: user code (``__reduce__``) runs
+        here, on the caller's thread, never under the pool lock. Whatever
+        becomes of the job, this is its only pickling: the dispatcher uses
+        ``job.call`` if the job goes through the queue after all.
+        """
+        fn = job.fn
+        try:
+            fn_bytes, shared = self._dumps_fn(fn)
+        except BaseException as err:  # pickling runs user code
+            job.call = SerializationError.wrap(f"cannot pickle function {wire.describe(fn)}: {wire.reason(err)}", err)
+            return
+        try:
+            arg_parts = wire.dumps_task_parts((job.args, job.kwargs))
+        except BaseException as err:
+            job.call = SerializationError.wrap(
+                f"cannot pickle argument of {wire.describe(fn)}: {wire.reason(err)}", err
+            )
+            return
+        job.call = (fn_bytes, shared, arg_parts)
+
+    def frame_one(self, job: Job, levels: Any) -> bytes | None:
+        """The inbox frame of ``job`` alone (pickled by `prepickle`), or None if it does not fit one atomic write.
+
+        Takes the job's id: call under the pool lock, just before the frame is
+        written, so that ids reach each worker in increasing order.
+        """
+        call = job.call
+        if not isinstance(call, tuple) or len(call[2]) != 1 or len(call[2][0]) > _DIRECT_MAX:
+            return None
+        job.jid = next(self._jids)
+        meta = pickle.dumps([levels, (job.jid, call[0], call[1], call[2][0])], wire.PROTOCOL)
+        frame = wire.INBOX_HEADER.pack(wire.META_LEN.size + len(meta)) + wire.META_LEN.pack(len(meta)) + meta
+        return frame if len(frame) <= select.PIPE_BUF else None
 
     def _dumps_fn(self, fn: Callable[..., Any]) -> tuple[bytes, bool]:
         """``fn`` pickled, and whether the worker may share one copy of it among jobs.
@@ -317,8 +374,9 @@ class Dispatcher:
         ones are cached. A function of ``__main__`` (cloudpickle sends it by
         value, with the globals it uses) is pickled again for each frame.
         """
-        if fn is self._fn_cache[0]:
-            return self._fn_cache[1], True
+        cache = self._fn_cache  # read once: a submitting thread may replace it (see prepickle)
+        if fn is cache[0]:
+            return cache[1], True
         data = wire.dumps_task(fn)
         if not _named_kind(fn):
             return data, False

@@ -76,6 +76,14 @@ class Worker:
         """Whether the pool may send it more jobs."""
         return not (self.dead or self.stopping or self.doomed) and (self.budget is None or self.budget > 0)
 
+    def idle(self) -> bool:
+        """Ready, taking jobs, holding none and with nothing left to write (call under the pool lock).
+
+        Then its inbox pipe is empty (it read every frame it was sent to answer
+        its jobs) and only the thread holding the lock may write to it.
+        """
+        return self.ready and not self.inflight and not self._wbuf and self.takes_jobs()
+
     def kill_group(self) -> None:
         """SIGKILL the worker and its process group (call under the pool lock); it is then ``doomed``."""
         self.doomed = True

@@ -27,7 +27,8 @@ from typing import Any
 from woflo._process import wire
 from woflo._process.dispatch import Dispatcher
 from woflo._process.manager import Manager
-from woflo._process.state import SENT, Job, PoolState
+from woflo._process.state import PENDING, SENT, TAKEN, Job, PoolState
+from woflo._tasklog import levels_item
 
 __all__ = ["WorkerPool"]
 
@@ -134,8 +135,10 @@ class WorkerPool:
             on_done=on_done,
         )
         self._pid = os.getpid()  # a "fork" worker inherits a copy of this pool: not its own
+        self._on_sent = on_sent
         self._thread = threading.Thread(target=self._run, name="woflo-pool-manager", daemon=True)
         self._thread.start()
+        self._manager_ident = self._thread.ident
         _live_pools.add(self)
 
     def submit(self, token: object, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -157,13 +160,83 @@ class WorkerPool:
                 if token in st.table:
                     raise ValueError(f"token {token!r} is already in use")
                 st.table[token] = job
-                st.pending.append(job)
-                st.new = True
-                if not st.awake:
-                    st.awake = True
-                    st.wakeup.poke()
+                if (
+                    st.pending
+                    or st.taken
+                    or threading.get_ident() == self._manager_ident
+                    or not any(w.idle() for w in st.workers)
+                ):
+                    st.pending.append(job)
+                    st.new = True
+                    if not st.awake:
+                        st.awake = True
+                        st.wakeup.poke()
+                    return
+                # A worker is idle and nothing is queued: this thread sends the
+                # job itself, sparing the round trip through the manager thread.
+                job.state = TAKEN
+                st.taken.add(job)
+        if broken is not None:
+            raise broken()  # made outside the lock: it unpickles the initializer's exception
+        self._send_direct(job)
+
+    def _send_direct(self, job: Job) -> None:
+        """Send ``job`` (TAKEN) to an idle worker from the submitting thread, or queue it.
+
+        What the manager's dispatch does for a batch, for one job: ``on_sent``,
+        pickling (both user code, outside the lock), then, under the lock,
+        one write of the whole frame (at most PIPE_BUF bytes: written whole
+        or not at all) to a worker that is still idle while no batch of the
+        manager's is being pickled (so job ids reach each worker in
+        increasing order). Otherwise, or if the write fails, the job goes to
+        the front of the queue, pickled already. The manager thread still
+        announces the job's start (``st.direct``): ``on_start`` and
+        ``on_done`` are fired by one thread, in that order.
+        """
+        st = self._state
+        on_sent = self._on_sent
+        if on_sent is not None and on_sent([job.token]):
+            with st.lock:  # refused: its owner cancelled it
+                st.taken.discard(job)
+                if st.claim(job):
+                    job.killed = True
+            return
+        dispatcher = self._dispatcher
+        dispatcher.prepickle(job)
+        # Taken outside the lock (it may build a structlog logger). Frames
+        # reach a worker in the order of their snapshots unless a level
+        # changes in between, then the next frame carries the change.
+        levels = levels_item()
+        with st.lock:
+            st.taken.discard(job)
+            if job.killed:  # by kill() or shutdown() meanwhile: nothing to report
                 return
-        raise broken()  # made outside the lock: it unpickles the initializer's exception
+            sent = False
+            w = None
+            if not st.taken and st.broken is None:
+                w = next((w for w in st.workers if w.idle()), None)
+            frame = None if w is None else dispatcher.frame_one(job, levels)
+            if frame is not None:
+                assert w is not None
+                try:
+                    sent = os.write(w.in_w, frame) == len(frame)  # <= PIPE_BUF: all or nothing
+                except OSError:  # full (cannot be: the worker read all it was sent) or the worker is gone
+                    sent = False
+            if sent:
+                assert w is not None
+                job.state = SENT
+                job.worker = w
+                w.inflight.append(job)
+                if w.budget is not None:
+                    w.budget -= 1
+                st.direct.append(w)
+            else:
+                job.state = PENDING
+                st.pending.appendleft(job)  # it was first in line: nothing was queued when it came
+            st.new = True
+            if not st.awake:
+                st.awake = True
+                st.wakeup.poke()
 
     def kill(self, token: object) -> bool:
         """Drop a queued job or SIGKILL the worker running it (and its process group).

@@ -48,7 +48,7 @@ Notice = tuple[
 class Job:
     """One submitted call and where it is on its way to a worker."""
 
-    __slots__ = ("args", "fn", "jid", "killed", "kwargs", "started", "state", "t_start", "token", "worker")
+    __slots__ = ("args", "call", "fn", "jid", "killed", "kwargs", "started", "state", "t_start", "token", "worker")
 
     def __init__(self, token: object, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.token = token
@@ -61,6 +61,10 @@ class Job:
         self.started = False  # its "s" notice is out
         self.t_start = 0.0
         self.worker: Worker | None = None  # the worker whose FIFO holds it (SENT)
+        # Pickled by the submitting thread (see WorkerPool.submit's direct
+        # path): (fn_bytes, shared, arg_parts), or why it cannot be pickled.
+        # The dispatcher uses it rather than pickling the call again.
+        self.call: tuple[bytes, bool, list[Any]] | BaseException | None = None
 
 
 class Wakeup:
@@ -118,6 +122,10 @@ class PoolState:
         self.ready = 0  # live workers whose initializer finished; read without the lock as a hint
         self.awake = False  # the manager will look at the queue without a poke
         self.new = False  # the queue changed since the manager last looked
+        # Workers a submitting thread sent a job to directly (see
+        # WorkerPool.submit): the manager announces their heads (``start_head``),
+        # so on_start is always fired by the manager thread, before on_done.
+        self.direct: list[Worker] = []
         self.wakeup = Wakeup()
 
     def claim(self, job: Job) -> bool:
