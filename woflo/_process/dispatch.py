@@ -108,7 +108,9 @@ class Dispatcher:
         """Take one finished job's duration into the moving average that sets ``prefetch``."""
         self._avg = duration if not self._avg else 0.8 * self._avg + 0.2 * duration
         want = _TARGET_QUEUED_S / self._avg if self._avg > 0 else _MAX_PREFETCH
-        self.prefetch = max(1, min(_MAX_PREFETCH, int(want)))
+        # min() before int(): an average decayed by zero durations to a
+        # denormal makes ``want`` infinite, which int() would raise on.
+        self.prefetch = max(1, int(min(_MAX_PREFETCH, want)))
 
     def dispatch(self, out: list[Notice]) -> None:
         """Start the workers the queue needs and send each worker its next batch.
@@ -118,11 +120,6 @@ class Dispatcher:
         """
         st = self._state
         with st.lock:
-            if st.direct:  # jobs submitting threads sent: they start now (on_start, the timeout)
-                now = time.monotonic()
-                for w in st.direct:
-                    start_head(w, out, now)
-                st.direct.clear()
             if not st.pending:
                 return
             broken = st.broken

@@ -134,7 +134,10 @@ class Manager:
                         st.new = False
                         timeout = 0.0
                 out: list[Notice] = []
-                for key, _ in sel.select(timeout):
+                events = sel.select(timeout)
+                if st.direct:  # read without the lock: a hint, the lock is taken to act on it
+                    self._announce(out)
+                for key, _ in events:
                     w = key.data
                     if w is None:
                         st.wakeup.drain()
@@ -161,6 +164,17 @@ class Manager:
             raise
         finally:
             self._close()
+
+    def _announce(self, out: list[Notice]) -> None:
+        # Jobs that submitting threads sent straight to idle workers (see
+        # WorkerPool.submit) start now: on_start fires, the timeout counts.
+        # First in the turn, so that a result read in this turn comes after.
+        st = self._state
+        with st.lock:
+            now = time.monotonic()
+            for w in st.direct:
+                start_head(w, out, now)
+            st.direct.clear()
 
     def _stream_ended(self, w: Worker) -> None:
         # A stream's thread: hand the worker over to the manager thread.
