@@ -206,7 +206,7 @@ class Waiting:
             self._left -= 1
             last = self._left == 0
         if last:
-            self.ready()
+            _ready_soon(self)
 
     def ready(self) -> None:
         """Every input is done: fail the run with `UpstreamFailed`, or start attempt 1 with their results."""
@@ -234,6 +234,43 @@ class Waiting:
         owner._inputs_ready(run, control, args, kwargs)
 
 
+_local = threading.local()
+
+
+def _ready_soon(waiting: Waiting) -> None:
+    """Call ``waiting.ready()`` on this thread, without nesting one inside another.
+
+    A run that fails with `UpstreamFailed` ends inside ``ready``, which calls
+    its own consumers' done-callbacks, which call their ``ready``...: down a
+    chain of N runs that is N nested calls, and past the recursion limit a
+    ``RecursionError``, which the stdlib's callback loop swallows, leaves the
+    rest of the chain pending for ever. So a ``ready`` reached from inside
+    another one on the same thread is queued, and the outermost one runs the
+    queue in order once its own work is done.
+    """
+    queue: list[Waiting | None] | None = getattr(_local, "queue", None)
+    if queue is not None:
+        queue.append(waiting)
+        return
+    queue = _local.queue = [waiting]
+    interrupt: BaseException | None = None
+    try:
+        index = 0
+        while index < len(queue):
+            item = queue[index]
+            queue[index] = None  # drop it: its run must not stay alive here
+            index += 1
+            try:
+                item.ready()  # type: ignore[union-attr]  # never None: set to None only once taken
+            except BaseException as exc:  # every queued run must still end; re-raised below
+                if interrupt is None:
+                    interrupt = exc
+    finally:
+        _local.queue = None
+    if interrupt is not None:
+        raise interrupt
+
+
 def _failure(run: TaskRun[Any]) -> BaseException | None:
     """The exception of a failed or cancelled input run, else None."""
     if run.cancelled():
@@ -245,7 +282,22 @@ def _failure(run: TaskRun[Any]) -> BaseException | None:
 
 
 def _upstream_failed(run: TaskRun[Any], source: TaskRun[Any], error: BaseException) -> UpstreamFailed:
-    what = "was cancelled" if source.cancelled() else f"failed: {describe(error)}"
+    if source.cancelled():
+        what = "was cancelled"
+    elif isinstance(error, UpstreamFailed):
+        # Its own message already names its input and so on up the chain:
+        # quoting it whole makes each message longer than the one before, a
+        # chain of N failed runs then holds O(N**2) characters. Name the root.
+        root: BaseException | None = error
+        while isinstance(root, UpstreamFailed):
+            root = root.__cause__
+        if root is None:  # its cause was lost (it crossed a process boundary)
+            what = "failed: UpstreamFailed"
+        else:
+            start = "was cancelled" if isinstance(root, CancelledError) else f"failed with {describe(root)}"
+            what = f"failed: UpstreamFailed (the pipeline's first run that {start})"
+    else:
+        what = f"failed: {describe(error)}"
     message = f"input {source.name} [{source.run_id[:8]}] of {run.name} {what}"
     return UpstreamFailed.wrap(message, error, str(source.name), source.run_id)
 
