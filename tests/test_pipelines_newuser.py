@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import CancelledError
 
 import pytest
 
 from woflo import ThreadRunner, UpstreamFailed
+from woflo.testing import capture_events
 
 
 def _inc(x: int) -> int:
@@ -49,8 +51,7 @@ def test_a_failure_down_a_long_chain_keeps_messages_short() -> None:
     """Each UpstreamFailed names its input and the root error, not the whole chain.
 
     Each message used to quote the one before it in full: the run N steps down
-    held an N-line message, and a failed chain of 3,000 runs some 250 MB (each
-    failure's task.failed event still formats the whole cause chain: see the report).
+    held an N-line message, and a failed chain of 3,000 runs some 250 MB.
     """
     with ThreadRunner(2) as runner:
         run = runner.submit(_boom)
@@ -65,3 +66,46 @@ def test_a_failure_down_a_long_chain_keeps_messages_short() -> None:
     message = str(info.value)
     assert "ValueError: bad page" in message and run.name in message
     assert len(message) <= 2 * short, "the last message of the chain is as long as the first's"
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_chain_s_events_show_the_root_failure_not_the_whole_chain() -> None:
+    """The task.failed event of a run N steps down a failed chain shows the root error's traceback once.
+
+    It used to format the whole cause chain, N chained exceptions for the run N
+    steps down: logging a failed chain cost the square of its length (47 s for
+    3,000 runs under pytest's log capture).
+    """
+    with capture_events() as events, ThreadRunner(2) as runner:  # structlog's side: the traceback field
+        run = runner.submit(_boom)
+        for _ in range(50):
+            run = runner.submit(_inc, run)
+        with pytest.raises(UpstreamFailed):
+            run.result(timeout=60)
+    (event,) = [e for e in events if e["event"] == "task.failed" and e["run_id"] == run.run_id]
+    assert event["exception_type"] == "UpstreamFailed"
+    assert event["traceback"].count("ValueError: bad page") == 1
+    assert "UpstreamFailed" not in event["traceback"]
+
+    records: list[logging.LogRecord] = []  # the standard library's side: the record's exc_info
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("woflo")
+    handler, old_level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR)
+    try:
+        with ThreadRunner(2) as runner:
+            run = runner.submit(_boom)
+            for _ in range(50):
+                run = runner.submit(_inc, run)
+            with pytest.raises(UpstreamFailed):
+                run.result(timeout=60)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    (record,) = [r for r in records if getattr(r, "run_id", None) == run.run_id]
+    assert record.exc_info is not None and record.exc_info[0] is ValueError

@@ -23,6 +23,7 @@ import sys
 import traceback
 from typing import Any, Protocol
 
+from woflo._errors import UpstreamFailed
 from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 
 __all__ = ["EVENTS", "FAST", "Emitter", "event_line", "events_switch", "stdlib_switch"]
@@ -403,6 +404,18 @@ def format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
 
 
+def _root_failure(exc: BaseException) -> BaseException:
+    """For a run that failed because its input did (`UpstreamFailed`), the error at the pipeline's root.
+
+    Its traceback is the one worth showing; the chain of ``UpstreamFailed``
+    between (one per run down a failed chain) would make the run N steps
+    down format N exceptions, and a failed chain cost the square of its length.
+    """
+    while isinstance(exc, UpstreamFailed) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def _has_traceback(exc: BaseException) -> bool:
     # An exception woflo made without raising it (an AttemptTimeout) has no
     # traceback to show: its one line says everything.
@@ -456,7 +469,7 @@ class Emitter:
             if _structlog_switch.is_configured:
                 fields = self._fields(event, run, attempt, worker, duration_s, exception, extra)
                 if event == "task.failed" and exception is not None and _has_traceback(exception):
-                    fields["traceback"] = format_traceback(exception)
+                    fields["traceback"] = format_traceback(_root_failure(exception))
                 getattr(_current_logger(), EVENTS[event])(event, **fields)
                 return
             levelno = _LEVELNO[event]
@@ -511,7 +524,8 @@ class Emitter:
     ) -> None:
         exc_info = None
         if event == "task.failed" and exception is not None and _has_traceback(exception):
-            exc_info = (type(exception), exception, exception.__traceback__)
+            root = _root_failure(exception)
+            exc_info = (type(root), root, root.__traceback__)
         record = logger.makeRecord(logger.name, levelno, _SOURCE, 0, event_line(event, fields), (), exc_info, event)
         attributes = record.__dict__
         attributes["event"] = event
