@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as ResultTimeout  # the builtin only since 3.11
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,7 @@ def test_the_timeout_counts_from_the_start_not_the_wait() -> None:
     with ThreadRunner(2) as ex:
         holder = ex.submit(task(release.wait, limits=gate), 30)
         quick = ex.submit(task(time.monotonic, limits=gate, timeout=0.2))
-        with pytest.raises(TimeoutError):
+        with pytest.raises(ResultTimeout):
             quick.result(timeout=0.6)  # it waits, longer than its timeout, and has not failed
         assert quick.state is RunState.PENDING and not quick.attempts
         release.set()
