@@ -27,16 +27,7 @@ def compare(contenders: dict[str, Callable[[], object]], repeat: int = 5, warmup
     Each round runs every contender once, so a burst of load on this shared
     machine hits all of them alike instead of one contender's whole series.
     """
-    for fn in contenders.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeat):
-        for name, fn in contenders.items():
-            gc.collect()
-            started = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - started)
+    times = compare_samples(contenders, repeat, warmup)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -66,7 +57,7 @@ def per_task_table(times: dict[str, list[float]], n: int, baseline: str) -> str:
 def compare_samples(
     contenders: dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1
 ) -> dict[str, list[float]]:
-    """Every wall time of each contender, measured round-robin (see `compare`)."""
+    """Every wall time of each contender, measured round-robin (`compare` takes their medians)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()

@@ -34,6 +34,7 @@ __all__ = [
     "UpstreamFailed",
     "WofloError",
     "WorkerCrashed",
+    "upstream_root",
 ]
 
 
@@ -217,11 +218,7 @@ class SerializationError(WofloError, pickle.PicklingError):
         return exc
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Mixed classes are made at run time: rebuild from the two classes they
-        # combine (both picklable by reference), not from the mixed class.
-        bases = type(self).__bases__
-        other = bases[1] if type(self).__dict__.get("_woflo_mixed") else None
-        base = bases[0] if other is not None else type(self)
+        base, other = _unmixed(self)
         return (_rebuild_serialization_error, (base, other, str(self)))
 
 
@@ -258,9 +255,7 @@ class UpstreamFailed(WofloError):
         ``error`` is itself an `UpstreamFailed`, of its root error (where the
         classes cannot be combined it is a plain `UpstreamFailed`).
         """
-        root: BaseException | None = error
-        while isinstance(root, UpstreamFailed):
-            root = root.__cause__
+        root = upstream_root(error)
         exc = _mixed(cls, type(root))(message) if root is not None else cls(message)
         exc.upstream = upstream
         exc.upstream_run_id = upstream_run_id
@@ -268,12 +263,33 @@ class UpstreamFailed(WofloError):
         return exc
 
     def __reduce__(self) -> tuple[object, ...]:
-        bases = type(self).__bases__
-        other = bases[1] if type(self).__dict__.get("_woflo_mixed") else None
-        base = bases[0] if other is not None else type(self)
+        base, other = _unmixed(self)
         # args[0], not str(self): a KeyError's str() quotes its message.
         message = self.args[0] if self.args else ""
         return (_rebuild_upstream_failed, (base, other, message, self.upstream, self.upstream_run_id))
+
+
+def upstream_root(error: BaseException) -> BaseException | None:
+    """The pipeline's root error behind ``error``, else None.
+
+    That is the first exception along ``error``'s ``__cause__`` chain (``error``
+    included) that is not an `UpstreamFailed`; None if the chain ends first.
+    """
+    root: BaseException | None = error
+    while isinstance(root, UpstreamFailed):
+        root = root.__cause__
+    return root
+
+
+def _unmixed(exc: BaseException) -> tuple[type[BaseException], type[BaseException] | None]:
+    """The class and the mixed-in class of an exception made by ``wrap`` (None if nothing was mixed in).
+
+    Mixed classes are made at run time: ``__reduce__`` rebuilds from the two
+    classes they combine (both picklable by reference), not from the mixed class.
+    """
+    bases = type(exc).__bases__
+    other = bases[1] if type(exc).__dict__.get("_woflo_mixed") else None
+    return (bases[0] if other is not None else type(exc)), other
 
 
 def _rebuild_upstream_failed(

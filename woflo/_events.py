@@ -23,7 +23,7 @@ import sys
 import traceback
 from typing import Any, Protocol
 
-from woflo._errors import UpstreamFailed
+from woflo._errors import upstream_root
 from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 
 __all__ = ["EVENTS", "FAST", "Emitter", "event_line", "events_switch", "stdlib_switch"]
@@ -411,9 +411,8 @@ def _root_failure(exc: BaseException) -> BaseException:
     between (one per run down a failed chain) would make the run N steps
     down format N exceptions, and a failed chain cost the square of its length.
     """
-    while isinstance(exc, UpstreamFailed) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
+    root = upstream_root(exc)
+    return exc if root is None else root
 
 
 def _has_traceback(exc: BaseException) -> bool:

@@ -432,16 +432,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self, run, control, after
         ):
             return run
-        if policy.deadline is not None:
-            control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
-        if policy.custom:
-            # A user's Retrying (or retry predicate): tenacity drives every
-            # step, hooks included, on a copy of its own for this run.
-            state = control.retry_state = policy.retry_state(fn, args, kwargs)
-            error = before_attempt(state)
-            if error is not None:
-                self._finish(run, None, error)
-                return run
+        if (policy.deadline is not None or policy.custom) and not self._prepare(run, control):
+            return run
         if gate is not None:  # it waits for its limits (woflo/_limits.py)
             self._launch_gated(run, control, 1)
             return run
@@ -493,20 +485,30 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """
         if self.__active.get(run) is not control:
             return  # cancelled meanwhile
-        fn = control.call[0]
-        control.call = (fn, args, kwargs)
-        control.t0 = now = time.monotonic()
+        control.call = (control.call[0], args, kwargs)
+        control.t0 = time.monotonic()
+        if self._prepare(run, control):
+            self._launch(run, control, 1)
+
+    def _prepare(self, run: TaskRun[Any], control: _Control) -> bool:
+        """Before attempt 1: arm the run's deadline (from ``control.t0``) and let tenacity begin.
+
+        Returns False if the run ended instead (a user's ``before`` hook failed it).
+        """
         policy = control.policy
         if policy.deadline is not None:
-            control.deadline = now + policy.deadline
+            control.deadline = control.t0 + policy.deadline
             control.deadline_timer = self.call_later(policy.deadline, lambda: self._on_deadline(run), "deadline")
         if policy.custom:
+            # A user's Retrying (or retry predicate): tenacity drives every
+            # step, hooks included, on a copy of its own for this run.
+            fn, args, kwargs = control.call
             state = control.retry_state = policy.retry_state(fn, args, kwargs)
             error = before_attempt(state)
             if error is not None:
                 self._finish(run, None, error)
-                return
-        self._launch(run, control, 1)
+                return False
+        return True
 
     def _launch(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Start attempt ``number`` of ``run`` through the backend."""
