@@ -16,7 +16,7 @@ from woflo._taskrun import AttemptOutcome, TaskRun
 if TYPE_CHECKING:
     from woflo._limits import Ticket
 
-__all__ = ["Attempt", "AttemptOwner", "GatedAttempt", "Outcome"]
+__all__ = ["NO_KWARGS", "Attempt", "AttemptOwner", "GatedAttempt", "Outcome", "settled_call"]
 
 #: How an attempt that did not succeed ended, as a backend reports it:
 #: ``"failed"`` (the call raised), ``"crashed"`` (its worker died: a
@@ -35,12 +35,12 @@ class AttemptOwner(Protocol):
     def _settle(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None: ...
 
 
-def _settled_call(*args: Any, **kwargs: Any) -> Any:
+def settled_call(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("this attempt was settled: its call was dropped (read fn, args, kwargs before begin())")
 
 
 # What a settled attempt's kwargs are: one shared empty dict (never mutated by woflo).
-_NO_KWARGS: dict[str, Any] = {}
+NO_KWARGS: dict[str, Any] = {}
 
 
 class Attempt:
@@ -115,15 +115,16 @@ class Attempt:
         self.worker: object = None
         self.handle: Any = None
         self._timer: Any = None  # the base's timeout timer, once begun
-        # Whoever pops this first settles the attempt: pop is atomic, so a
-        # result, a timeout and a stop can race without a lock. A bytearray,
-        # not a list: one object fewer for the garbage collector to track.
-        self._claim = bytearray(b"\x01")
+        # Present until the attempt is settled: whoever deletes it first
+        # settles the attempt. Deleting a slot is one atomic step (a second
+        # delete raises AttributeError), so a result, a timeout and a stop
+        # can race without a lock, and no object is made per attempt for it.
+        self._claim = True
 
     @property
     def settled(self) -> bool:
         """Whether the attempt's outcome is decided (later reports are ignored)."""
-        return not self._claim
+        return not hasattr(self, "_claim")
 
     def begin(self, worker: object = None) -> bool:
         """Mark the attempt as started on ``worker``: its timeout counts from now.
@@ -158,15 +159,8 @@ class Attempt:
         """
         self._owner._settle(self, outcome, None, exc)
 
-    def _drop_call(self) -> None:
-        # A settled attempt must not keep its arguments alive: a backend may
-        # hold the attempt a while longer (a batch of results being reported).
-        self.fn = _settled_call
-        self.args = ()
-        self.kwargs = _NO_KWARGS
-
     def __repr__(self) -> str:
-        state = "settled" if not self._claim else ("running" if self.started is not None else "new")
+        state = "settled" if self.settled else ("running" if self.started is not None else "new")
         return f"<Attempt {self.number} of {self.run.name!r} {state}>"
 
 

@@ -138,6 +138,8 @@ class Policy:
         options: the options this policy was built from, for `Policy.build` overrides.
         limits: the concurrency and rate limits its attempts wait for, or
             ``None`` (the attempt-start path reads only this when there are none).
+        plain: no deadline, no limits and not custom: attempt 1 starts at
+            submit with nothing to arm first (what ``submit`` reads).
     """
 
     timeout: float | None
@@ -178,6 +180,10 @@ class Policy:
         return tenacity.Retrying(stop=stop, wait=wait, retry=retry, reraise=True)
 
     limits: LimitSet | None = None
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", self.deadline is None and not self.custom and self.limits is None)
 
     @classmethod
     def build(cls, base: Policy | None = None, **options: Any) -> Policy:

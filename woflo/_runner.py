@@ -29,7 +29,7 @@ from concurrent.futures import CancelledError, Executor
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from woflo._attempt import Attempt, GatedAttempt
+from woflo._attempt import NO_KWARGS, Attempt, GatedAttempt, settled_call
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded, UpstreamFailed
 from woflo._events import Emitter, stdlib_switch, structlog_switch
 from woflo._inputs import has_inputs, wait_for_inputs
@@ -39,7 +39,7 @@ from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler
 from woflo._shared import track
 from woflo._submit import check_map_args, map_total, submit_ahead, task_name, unwrap_task
-from woflo._taskrun import _OVER, AttemptOutcome, AttemptRecord, RunState, TaskRun
+from woflo._taskrun import _OVER, ST_RUNNING, AttemptOutcome, AttemptRecord, TaskRun
 
 if TYPE_CHECKING:
     import tenacity
@@ -68,7 +68,10 @@ class _Control:
 
     The run itself (`TaskRun`) is the caller's Future and knows none of this;
     dropping the control when the run ends drops the call's arguments and the
-    retry state with it.
+    retry state with it. Held by the runner's active runs, and only for a
+    while by its own timers (a retry's wait), by the `woflo._inputs.Waiting`
+    of a run waiting for inputs (until it acts) and by the frames working on
+    it: `Runner._drop` clears a control something may still hold.
     """
 
     __slots__ = ("attempt", "call", "deadline", "deadline_hit", "deadline_timer", "policy", "retry_state", "t0", "wait")
@@ -86,8 +89,8 @@ class _Control:
         self.attempt: Attempt | None = None
         #: The timer of a retry's wait, else None.
         self.wait: Cancellable | None = None
-        limit = policy.deadline
-        self.deadline: float | None = None if limit is None else t0 + limit
+        #: ``time.monotonic()`` by which the run must end (set by _prepare), else None.
+        self.deadline: float | None = None
         self.deadline_timer: Cancellable | None = None
         self.deadline_hit = False
         self.retry_state: tenacity.RetryCallState | None = None
@@ -409,9 +412,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if not callable(fn):
             # Python's own wording; not repr(fn), which may show secrets.
             raise TypeError(f"{type(fn).__name__!r} object is not callable")
-        gate = policy.limits
-        if gate is not None:
-            gate.resolve()  # a limit name never defined: ValueError here, at the call
+        plain = policy.plain
+        if not plain and policy.limits is not None:
+            policy.limits.resolve()  # a limit name never defined: ValueError here, at the call
         run = self.run_class._create(name or task_name(fn), self)
         control = _Control(policy, (fn, args, kwargs), time.monotonic())
         lock = self.__lock
@@ -432,11 +435,12 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self, run, control, after
         ):
             return run
-        if (policy.deadline is not None or policy.custom) and not self._prepare(run, control):
-            return run
-        if gate is not None:  # it waits for its limits (woflo/_limits.py)
-            self._launch_gated(run, control, 1)
-            return run
+        if not plain:
+            if (policy.deadline is not None or policy.custom) and not self._prepare(run, control):
+                return run
+            if policy.limits is not None:  # it waits for its limits (woflo/_limits.py)
+                self._launch_gated(run, control, 1)
+                return run
         # Attempt 1, as _launch does, without its frame (the per-submit path).
         attempt = control.attempt = Attempt(self, run, 1, control.call, policy.timeout, control.deadline)
         try:
@@ -572,16 +576,16 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     # Called by Attempt (see woflo._attempt.AttemptOwner).
 
     def _set_running(self, attempt: Attempt) -> bool:
-        return bool(attempt._claim) and attempt.run._try_begin()
+        return hasattr(attempt, "_claim") and attempt.run._try_begin()
 
     def _begin(self, attempt: Attempt, worker: object) -> bool:
-        if not attempt._claim:
+        if not hasattr(attempt, "_claim"):  # settled: stopped or timed out before it began
             return False
         run = attempt.run
         # A backend may have moved the run to running already (the process
         # runner does when it sends the job): then skip the run's lock. A stop
         # that comes after this read pops the attempt's claim, as after the lock.
-        if run._run_state is not RunState.RUNNING and not run._try_begin():
+        if run._run_state is not ST_RUNNING and not run._try_begin():
             return False
         attempt.started_at = time.time()
         attempt.started = time.monotonic()
@@ -596,12 +600,14 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     def _claim(self, attempt: Attempt) -> bool:
         """Settle ``attempt`` once: the first of result, timeout and stop wins."""
         try:
-            attempt._claim.pop()
-        except IndexError:
+            del attempt._claim  # atomic: see Attempt.__init__
+        except AttributeError:
             return False
         if attempt._timer is not None:
             attempt._timer.cancel()
-        attempt._drop_call()
+        # A settled attempt must not keep its arguments alive: a backend may
+        # hold it a while longer (a batch of results being reported).
+        attempt.fn, attempt.args, attempt.kwargs = settled_call, (), NO_KWARGS
         return True
 
     def _settle(self, attempt: Attempt, outcome: AttemptOutcome, value: Any, exc: BaseException | None) -> None:
@@ -638,13 +644,12 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         control = self.__active.get(run)
         if control is None:
             return  # the run ended meanwhile (stopped): the record is all that is left
+        if exc is None and not control.policy.custom:
+            self._finish(run, value, None)
+            return
         if control.attempt is attempt:
             control.attempt = None
-        if exc is None:
-            if not control.policy.custom:
-                self._finish(run, value, None)
-                return
-        else:
+        if exc is not None:
             if control.deadline_hit or (control.deadline is not None and time.monotonic() >= control.deadline):
                 self._finish(run, None, self._deadline_error(run, control))
                 return
@@ -691,14 +696,17 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
         # dict.pop is atomic: of this and a concurrent stop() one gets the control.
         control = self.__active.pop(run, None)
-        if control is not None:
+        if control is not None and (control.deadline_timer is not None or control.wait is not None):
+            # Its timers hold it: cancel them. Nothing else holds a control
+            # once its run ended (see _Control), so it goes, call and all.
             self._drop(control)
         try:
             done = run._complete(value, exc)
         finally:
             # A done-callback may raise SystemExit or KeyboardInterrupt (the
             # stdlib lets those through): the run is over all the same.
-            self._after_end(run)
+            if self.__shutdown:
+                self._after_end(run)
         if done and control is not None and (exc is not None or _structlog.is_configured or _stdlib.enabled):
             duration = time.monotonic() - control.t0
             if exc is None:

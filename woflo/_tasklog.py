@@ -34,14 +34,14 @@ import pickle
 import sys
 import types
 import weakref
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
 from woflo._events import EVENTS
 from woflo._fastpath import ENABLED
 
-__all__ = ["FIELDS", "add_task_context", "bind", "current_fields", "levels_item", "reemit", "unbind"]
+__all__ = ["FIELDS", "add_task_context", "bind", "call_bound", "current_fields", "levels_item", "reemit", "unbind"]
 
 #: The names of the fields a record logged inside a task carries.
 FIELDS = ("task", "run_id", "attempt", "worker")
@@ -58,20 +58,22 @@ class _Run(Protocol):
 class _Attempt(Protocol):
     run: Any
     number: int
+    worker: object
 
 
-# (weak reference to the run, attempt number, worker) of the task running in
-# this context. A weak reference: a context copied inside the task (an asyncio
-# task it creates, a thread started with ``copy_context``) may outlive the run,
-# and must not keep the run's result alive. The run id is read only when a
-# record needs it: it is made on first use, and a task that logs nothing must
-# not pay for a uuid.
-_RUN: ContextVar[tuple[weakref.ref[Any], int, object] | None] = ContextVar("woflo_run", default=None)
+# A weak reference to the attempt whose task runs in this context (its run,
+# number and worker are read from it only when a record needs them). Weak: a
+# context copied inside the task (an asyncio task it creates, a thread started
+# with ``copy_context``) may outlive the attempt, and must not keep the run or
+# its result alive. The run id is read only when a record needs it too: it is
+# made on first use, and a task that logs nothing must not pay for a uuid.
+_RUN: ContextVar[weakref.ref[Any] | None] = ContextVar("woflo_run", default=None)
+_weakref = weakref.ref
 
 
-def bind(attempt: _Attempt, worker: object) -> Token[Any]:
-    """Mark the current context as running ``attempt`` on ``worker``; `unbind` with the token."""
-    return _RUN.set((weakref.ref(attempt.run), attempt.number, worker))
+def bind(attempt: _Attempt) -> Token[Any]:
+    """Mark the current context as running ``attempt`` (begun: its ``worker`` set); `unbind` with the token."""
+    return _RUN.set(_weakref(attempt))
 
 
 def unbind(token: Token[Any]) -> None:
@@ -79,15 +81,28 @@ def unbind(token: Token[Any]) -> None:
     _RUN.reset(token)
 
 
+def call_bound(attempt: _Attempt, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)`` in a context bound to ``attempt`` (begun), as `bind` and `unbind` around it.
+
+    For a backend that calls the task on its own thread; one frame instead
+    of three (the thread runner's per-run path). Returns what ``fn`` returns
+    and raises what it raises.
+    """
+    token = _RUN.set(_weakref(attempt))
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _RUN.reset(token)
+
+
 def current_fields() -> dict[str, Any] | None:
     """The four fields of the run whose task runs in this context, or ``None`` outside a task."""
     bound = _RUN.get()
-    if bound is None:
+    attempt = None if bound is None else bound()
+    if attempt is None:
         return None
-    run = bound[0]()
-    if run is None:
-        return None
-    return {"task": run.name, "run_id": run.run_id, "attempt": bound[1], "worker": bound[2]}
+    run = attempt.run
+    return {"task": run.name, "run_id": run.run_id, "attempt": attempt.number, "worker": attempt.worker}
 
 
 def add_task_context(logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -22,7 +22,16 @@ from woflo._condition import RunCondition
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["INPUT_LEAVES", "INPUT_TYPES", "AttemptOutcome", "AttemptRecord", "RunOwner", "RunState", "TaskRun"]
+__all__ = [
+    "INPUT_LEAVES",
+    "INPUT_TYPES",
+    "ST_RUNNING",
+    "AttemptOutcome",
+    "AttemptRecord",
+    "RunOwner",
+    "RunState",
+    "TaskRun",
+]
 
 #: How an attempt ended (`AttemptRecord.outcome`).
 AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped"]
@@ -99,6 +108,17 @@ FUTURE_STATE: dict[RunState, str] = {
     RunState.CANCELLED: CANCELLED_AND_NOTIFIED,
 }
 
+# The states as module constants, for the per-run path: reading a member
+# through its class (``RunState.RUNNING``) is a lookup in EnumType, about 90 ns
+# on Python 3.11, three times per run.
+ST_RUNNING, ST_RETRYING, ST_SUCCEEDED, ST_FAILED, ST_CANCELLED = (
+    RunState.RUNNING,
+    RunState.RETRYING,
+    RunState.SUCCEEDED,
+    RunState.FAILED,
+    RunState.CANCELLED,
+)
+
 # The hot path reads the table through attributes of the members: an enum
 # member's hash is a Python-level call, a tuple's ``in`` compares identity first.
 for _state, _next in TRANSITIONS.items():
@@ -163,8 +183,10 @@ class TaskRun(Future[T], Generic[T]):
     name: str
     _runner: RunOwner
     # The one state of the run; the stdlib Future's ``_state`` follows it
-    # (see _move, the only place either changes).
-    _run_state: RunState
+    # (see _move, the only place either changes). Both start as the class's
+    # values, set on the instance at the first move.
+    _run_state: RunState = RunState.PENDING
+    _state: str = PENDING
     _run_id: str | None = None
     # What ended the run as cancelled ("stopped by stop()"), for the message
     # of the CancelledError that result() raises.
@@ -196,8 +218,6 @@ class TaskRun(Future[T], Generic[T]):
             cond = RunCondition()
             cond._waiters = None
         self._condition = cond  # type: ignore[assignment]
-        self._state = PENDING
-        self._run_state = RunState.PENDING
         self._records = []
         self.name = name
         self._runner = runner
@@ -405,7 +425,7 @@ class TaskRun(Future[T], Generic[T]):
         # after releasing it, as Future.cancel() does. Mirrors cancel() followed
         # by set_running_or_notify_cancel(), but is also valid from RUNNING.
         self._cancel_reason = reason
-        self._move(RunState.CANCELLED)
+        self._move(ST_CANCELLED)
         for waiter in self._w or ():
             waiter.add_cancelled(self)
         self._condition.notify_all()
@@ -427,14 +447,14 @@ class TaskRun(Future[T], Generic[T]):
         cond = self._condition
         cond.acquire()
         try:
-            return self._move(RunState.RUNNING)
+            return self._move(ST_RUNNING)
         finally:
             cond.release()
 
     def _set_retrying(self) -> bool:
         """Move to RETRYING as a retry's wait begins; False if the run is over."""
         with self._condition:
-            return self._move(RunState.RETRYING)
+            return self._move(ST_RETRYING)
 
     def _complete(self, value: Any, exc: BaseException | None) -> bool:
         """End the run with ``value`` (``exc`` is None) or ``exc``; False if it had ended.
@@ -447,12 +467,12 @@ class TaskRun(Future[T], Generic[T]):
         cond.acquire()
         try:
             if exc is None:
-                if not self._move(RunState.SUCCEEDED):
+                if not self._move(ST_SUCCEEDED):
                     return False
                 self._result = value
                 event = "add_result"
             else:
-                if not self._move(RunState.FAILED):
+                if not self._move(ST_FAILED):
                     return False
                 self._exception = exc
                 event = "add_exception"

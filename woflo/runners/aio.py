@@ -257,7 +257,7 @@ class AsyncRunner(Runner):
                 return
             # What the task logs carries its run (see woflo/_tasklog.py): this
             # asyncio task's context is the attempt's own.
-            bound = bind(attempt, self._worker)
+            bound = bind(attempt)
             try:
                 try:
                     if _is_async(fn):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from woflo._errors import AttemptTimeout, DeadlineExceeded
 from woflo._runner import Attempt, Runner, TimerKind
 from woflo._scheduler import Timer
-from woflo._tasklog import bind, unbind
+from woflo._tasklog import call_bound
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -120,14 +120,12 @@ class SequentialRunner(Runner):
         local = self._local
         # How many of this runner's tasks this thread is inside (see shutdown).
         local.depth = getattr(local, "depth", 0) + 1
-        # What the task logs carries its run (see woflo/_tasklog.py); a run
-        # nested inside binds its own, and the outer one comes back after it.
-        bound = bind(attempt, worker)
         try:
             try:
-                value = fn(*args, **kwargs)
+                # What the task logs carries its run (see woflo/_tasklog.py); a
+                # run nested inside binds its own, and the outer one comes back after it.
+                value = call_bound(attempt, fn, args, kwargs)
             finally:
-                unbind(bound)
                 local.depth -= 1
         except KeyboardInterrupt as exc:
             # Ctrl-C inside an inline task interrupts the program: end the run,

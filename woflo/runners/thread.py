@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from woflo._errors import BrokenThreadRunner
 from woflo._runner import Attempt, Runner
-from woflo._tasklog import bind, unbind
+from woflo._tasklog import call_bound
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -233,16 +233,13 @@ class ThreadRunner(Runner):
             attempt.handle = me
             fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
             if attempt.begin(name):
-                # What the task logs carries its run (see woflo/_tasklog.py).
-                bound = bind(attempt, name)
                 try:
-                    value = fn(*args, **kwargs)
+                    # What the task logs carries its run (see woflo/_tasklog.py).
+                    value = call_bound(attempt, fn, args, kwargs)
                 except BaseException as exc:
-                    unbind(bound)
                     attempt.handle = None
                     attempt.fail(exc)
                 else:
-                    unbind(bound)
                     attempt.handle = None
                     attempt.succeed(value)
             # Not kept until the next attempt: a result its caller dropped must
