@@ -98,14 +98,18 @@ class Attempt:
         owner: AttemptOwner,
         run: TaskRun[Any],
         number: int,
-        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         timeout: float | None,
         deadline: float | None,
     ) -> None:
         self._owner = owner
         self.run = run
         self.number = number
-        self.fn, self.args, self.kwargs = call
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
         self.timeout = timeout
         self.deadline = deadline
         self.started: float | None = None

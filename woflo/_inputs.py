@@ -223,7 +223,7 @@ class Waiting:
                     return
                 values[id(source)] = owner._input_value(source)
             del inputs, source  # the run must not keep its inputs alive once it starts
-            _, args, kwargs = control.call
+            args, kwargs = control.args, control.kwargs
             args, kwargs = _substitute(args, kwargs, values)
             del values
         except BaseException as exc:  # a result() that raised (a Dask result that cannot be fetched)
@@ -303,20 +303,20 @@ def _upstream_failed(run: TaskRun[Any], source: TaskRun[Any], error: BaseExcepti
 
 
 def wait_for_inputs(owner: InputOwner, run: TaskRun[Any], control: Any, after: Iterable[Any] | None = None) -> bool:
-    """Make ``run`` wait for the runs among its arguments (``control.call``) and in ``after``.
+    """Make ``run`` wait for the runs among its arguments (``control.args``, ``control.kwargs``) and in ``after``.
 
     Returns:
         ``True`` if the run waits (or has already been failed or started from
         here): the caller must not start it. ``False`` if it has no input:
-        the caller starts it as usual (``control.call`` then has every
+        the caller starts it as usual (``control``'s arguments then have every
         `Unresolved` unwrapped).
     """
-    fn, args, kwargs = control.call
+    args, kwargs = control.args, control.kwargs
     try:
         inputs, unwrap = _collect(args, kwargs, after)
         if not inputs:
             if unwrap:
-                control.call = (fn, *_substitute(args, kwargs, {}))
+                control.args, control.kwargs = _substitute(args, kwargs, {})
             return False
     except BaseException as exc:  # the run is registered: it must end, whatever went wrong
         owner._finish(run, None, exc)

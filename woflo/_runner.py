@@ -74,16 +74,34 @@ class _Control:
     it: `Runner._drop` clears a control something may still hold.
     """
 
-    __slots__ = ("attempt", "call", "deadline", "deadline_hit", "deadline_timer", "policy", "retry_state", "t0", "wait")
+    __slots__ = (
+        "args",
+        "attempt",
+        "deadline",
+        "deadline_hit",
+        "deadline_timer",
+        "fn",
+        "kwargs",
+        "policy",
+        "retry_state",
+        "t0",
+        "wait",
+    )
 
     def __init__(
         self,
         policy: Policy,
-        call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         t0: float,
     ) -> None:
         self.policy = policy
-        self.call = call
+        #: The call each attempt makes (three fields, not a tuple: one object
+        #: fewer per run for the garbage collector).
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
         self.t0 = t0
         #: The attempt in progress (or about to start), else None.
         self.attempt: Attempt | None = None
@@ -416,7 +434,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if not plain and policy.limits is not None:
             policy.limits.resolve()  # a limit name never defined: ValueError here, at the call
         run = self.run_class._create(name or task_name(fn), self)
-        control = _Control(policy, (fn, args, kwargs), time.monotonic())
+        control = _Control(policy, fn, args, kwargs, time.monotonic())
         lock = self.__lock
         lock.acquire()  # not `with`: half the cost, once per submit
         try:
@@ -442,7 +460,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
                 self._launch_gated(run, control, 1)
                 return run
         # Attempt 1, as _launch does, without its frame (the per-submit path).
-        attempt = control.attempt = Attempt(self, run, 1, control.call, policy.timeout, control.deadline)
+        attempt = control.attempt = Attempt(
+            self, run, 1, fn, control.args, control.kwargs, policy.timeout, control.deadline
+        )
         try:
             self.start_attempt(attempt)
         except BaseException as exc:
@@ -489,7 +509,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """
         if self.__active.get(run) is not control:
             return  # cancelled meanwhile
-        control.call = (control.call[0], args, kwargs)
+        control.args, control.kwargs = args, kwargs
         control.t0 = time.monotonic()
         if self._prepare(run, control):
             self._launch(run, control, 1)
@@ -506,8 +526,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if policy.custom:
             # A user's Retrying (or retry predicate): tenacity drives every
             # step, hooks included, on a copy of its own for this run.
-            fn, args, kwargs = control.call
-            state = control.retry_state = policy.retry_state(fn, args, kwargs)
+            state = control.retry_state = policy.retry_state(control.fn, control.args, control.kwargs)
             error = before_attempt(state)
             if error is not None:
                 self._finish(run, None, error)
@@ -519,7 +538,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if control.policy.limits is not None:
             self._launch_gated(run, control, number)
             return
-        attempt = control.attempt = Attempt(self, run, number, control.call, control.policy.timeout, control.deadline)
+        attempt = control.attempt = Attempt(
+            self, run, number, control.fn, control.args, control.kwargs, control.policy.timeout, control.deadline
+        )
         try:
             self.start_attempt(attempt)
         except BaseException as exc:
@@ -532,7 +553,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
     def _launch_gated(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Attempt ``number``, once its limits give it a slot (now, or when one frees)."""
         policy = control.policy
-        attempt = control.attempt = GatedAttempt(self, run, number, control.call, policy.timeout, control.deadline)
+        attempt = control.attempt = GatedAttempt(
+            self, run, number, control.fn, control.args, control.kwargs, policy.timeout, control.deadline
+        )
         ticket = attempt._ticket = Ticket(
             policy.limits.resolve(),  # type: ignore[union-attr]
             functools.partial(self._start_gated, attempt),
@@ -667,8 +690,9 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             # and tenacity imported then (a run that never fails never needs it).
             import tenacity
 
-            fn, args, kwargs = control.call
-            state = control.retry_state = tenacity.RetryCallState(control.policy.retrying, fn, args, kwargs)
+            state = control.retry_state = tenacity.RetryCallState(
+                control.policy.retrying, control.fn, control.args, control.kwargs
+            )
             state.start_time = control.t0
         step = next_step(state, value, exc, run.name)
         if not step.retry:
@@ -738,7 +762,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             timer.cancel()
             control.wait = None
         control.attempt = control.retry_state = None
-        control.call = _NO_CALL
+        control.fn, control.args, control.kwargs = _no_call, (), NO_KWARGS
 
     def _after_end(self, run: TaskRun[Any]) -> None:
         # No lock for the check: of this and a concurrent shutdown(wait=False)
@@ -840,9 +864,6 @@ def _report_error(exc: BaseException) -> None:
 
 def _no_call(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("this run has ended: its call was dropped")
-
-
-_NO_CALL: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] = (_no_call, (), {})
 
 
 def _release(hooks: list[Callable[[], object]]) -> None:
