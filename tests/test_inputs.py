@@ -175,6 +175,20 @@ def test_map_takes_runs(make: Make) -> None:
     assert list(ex.map(funcs.double, runs, timeout=60)) == [0, 2, 4, 6]
 
 
+@pytest.mark.parametrize("chunksize", [2, 3])
+def test_a_chunked_process_map_takes_runs_too(chunksize: int) -> None:
+    # Each chunk is one run: it waits for the runs among its calls' arguments,
+    # as chunksize=1 does (it failed with SerializationError: a TaskRun
+    # inside a chunk was pickled).
+    with ProcessRunner(2) as ex:
+        runs = [ex.submit(funcs.add, i, 1) for i in range(5)]
+        assert list(ex.map(funcs.add, runs, range(5), chunksize=chunksize, timeout=60)) == [1, 3, 5, 7, 9]
+        failing = ex.submit(funcs.boom, "upstream")
+        results = ex.map(funcs.add, [runs[0], failing], [0, 0], chunksize=chunksize, timeout=60)
+        with pytest.raises(ValueError, match="upstream"):
+            list(results)
+
+
 # -- waiting holds nothing -----------------------------------------------------------
 
 

@@ -38,12 +38,18 @@ SHARED_IDLE_TIMEOUT_S = 10.0
 WORKER_START_TIMEOUT_S = 60.0
 
 
-def _take(items: Iterator[tuple[Any, ...]], n: int) -> list[tuple[Any, ...]]:
-    return list(itertools.islice(items, n))
+def _take(items: Iterator[tuple[Any, ...]], n: int) -> tuple[tuple[Any, ...], ...]:
+    return tuple(itertools.islice(items, n))
 
 
-def _run_chunk(fn: Callable[..., T], chunk: list[tuple[Any, ...]]) -> list[T]:
-    """Runs in the worker: one chunk of a chunked `map`."""
+def _run_chunk(fn: Callable[..., T], *chunk: tuple[Any, ...]) -> list[T]:
+    """Runs in the worker: one chunk of a chunked `map`, each call's arguments one positional argument.
+
+    One argument per call, not one list of them: a run among a call's
+    arguments is then one level deep in the chunk run's arguments, where
+    runs as inputs are looked for (woflo/_inputs.py), so the chunk waits for
+    it and gets its result, as ``chunksize=1`` does.
+    """
     return [fn(*args) for args in chunk]
 
 
@@ -269,10 +275,10 @@ class ProcessRunner(Runner):
             return super()._map(fn, iterables, timeout, chunksize, policy, buffersize, progress)
         # A chunk is one run of many calls: named after the task, not one call.
         fn, policy, name, _ = unwrap_task(fn, policy)
-        chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), [])
+        chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), ())
         run_chunk = functools.partial(_run_chunk, fn)
         name = name or task_name(fn)
-        submissions = (self._submit(run_chunk, (chunk,), {}, policy, name) for chunk in chunks)
+        submissions = (self._submit(run_chunk, chunk, {}, policy, name) for chunk in chunks)
         end = None if timeout is None else time.monotonic() + timeout
         total = map_total(iterables, chunksize) if progress else None
         return chain_results(submit_ahead(submissions, buffersize, end, progress=progress, total=total))
