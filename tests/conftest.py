@@ -18,6 +18,19 @@ def kind(request: pytest.FixtureRequest) -> RunnerKind:
     return request.param  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="session")
+def client() -> Iterator[Any]:
+    """The Dask client of the one LocalCluster the Dask tests share (tests/dask_cluster.py).
+
+    The cluster starts at the first test that asks for it and closes when the
+    session ends. Tests that use it skip themselves without ``distributed``.
+    """
+    import dask_cluster
+
+    yield dask_cluster.client()
+    dask_cluster.close()
+
+
 @pytest.fixture
 def make(kind: RunnerKind) -> Iterator[Any]:
     """Build runners of the parametrized kind; each is shut down after the test."""

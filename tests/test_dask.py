@@ -7,7 +7,6 @@ import pickle
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,10 @@ from woflo.testing import capture_events
 
 distributed = pytest.importorskip("distributed")
 
-import dask_cluster  # noqa: E402
 
 from woflo.runners.dask import DaskRunner  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[Any]:
-    yield dask_cluster.client()
-    dask_cluster.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the sockets a process listens on) must not see the test session's own state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +104,6 @@ def test_the_cluster_a_dask_runner_starts_listens_on_loopback_only(args: str) ->
     assert seen["listening"] == ["127.0.0.1"], seen
     # No dashboard on Dask's port: the scheduler's own HTTP routes take a free one.
     assert seen["http_port"] != 8787
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[Any]:
-    yield dask_cluster.client()
-    dask_cluster.close()
 
 
 def test_dashboard_on_request_and_only_for_the_runners_own_cluster(client: Any) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +14,10 @@ from woflo import ProcessRunner, ThreadRunner, UpstreamFailed
 
 distributed = pytest.importorskip("distributed")
 
-import dask_cluster  # noqa: E402
 
 from woflo.runners.dask import DaskRunner  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[Any]:
-    yield dask_cluster.client()
-    dask_cluster.close()
 
 
 def gated(threads: ThreadRunner, value: object) -> tuple[threading.Event, Any]:
@@ -108,3 +101,20 @@ def test_dask_and_thread_and_process_runs_feed_each_other(client: Any) -> None:
         gate.set()
         assert (on_cluster.result(timeout=60), in_thread.result(timeout=60)) == (16, 16)
         assert shared.result() == 8  # fetched on demand
+
+
+def test_fetching_a_result_kept_on_the_cluster_counts_in_result_s_timeout(client: Any) -> None:
+    # The timeout bounds the wait and the fetch together (it was given to
+    # each), and a fetch too slow raises the stdlib's TimeoutError with the
+    # run's name, as a run too slow does.
+    with ThreadRunner(1) as threads, DaskRunner(client) as ex:
+        gate, seven = gated(threads, 7)
+        produced = ex.submit(funcs.double, seven)
+        consumed = ex.submit(funcs.double, produced)
+        gate.set()
+        assert consumed.result(timeout=60) == 28
+        assert produced.done() and "on the cluster" in repr(produced)
+        with pytest.raises(concurrent.futures.TimeoutError, match="result of double did not arrive within 0s"):
+            produced.result(timeout=0)
+        assert produced.result(timeout=60) == 14
+

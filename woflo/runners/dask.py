@@ -15,6 +15,7 @@ up to 10 ms late); a batch holding every attempt in flight is fetched at once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
@@ -24,6 +25,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from woflo._errors import SerializationError, WorkerCrashed
@@ -106,10 +108,27 @@ class DaskTaskRun(TaskRun[T]):
     _on_cluster: bool = False
 
     def result(self, timeout: float | None = None) -> T:
-        """The run's value (`TaskRun.result`); a result kept on the cluster is fetched now."""
+        """The run's value (`TaskRun.result`); a result kept on the cluster is fetched now.
+
+        ``timeout`` bounds the whole call, the wait for the run and the fetch
+        together.
+
+        Raises:
+            concurrent.futures.TimeoutError: the run did not end, or its result
+                did not arrive, within ``timeout`` seconds (what distributed
+                raises for the fetch is turned into the stdlib's class, which
+                differs from asyncio's before Python 3.11).
+        """
+        end = None if timeout is None else time.monotonic() + timeout
         value: Any = super().result(timeout)
         if type(value) is _OnCluster:
-            value = value.future.result(timeout)
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                value = value.future.result(left)
+            except (TimeoutError, asyncio.TimeoutError) as exc:
+                if left is None:
+                    raise
+                raise FuturesTimeoutError(f"the result of {self.name} did not arrive within {timeout:g}s") from exc
         return value  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
