@@ -117,4 +117,3 @@ def test_fetching_a_result_kept_on_the_cluster_counts_in_result_s_timeout(client
         with pytest.raises(concurrent.futures.TimeoutError, match="result of double did not arrive within 0s"):
             produced.result(timeout=0)
         assert produced.result(timeout=60) == 14
-

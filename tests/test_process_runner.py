@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -297,6 +298,18 @@ def test_unpicklable_argument_fails_that_run_only(runner: ProcessRunner) -> None
     assert isinstance(exc, SerializationError), repr(exc)
     assert "cannot pickle argument of identity" in str(exc) and "lock" in str(exc)
     assert runner.submit(funcs.add, 1, 2).result(30) == 3
+
+
+@pytest.mark.parametrize("error", [KeyError("key 'x'"), TypeError("a lock"), pickle.PicklingError("by value")])
+def test_a_serialization_error_pickles_back_to_itself(error: Exception) -> None:
+    # It crosses processes (a worker's, a Dask worker's): the message and the
+    # classes survive round trips unchanged (a KeyError's str() quotes its
+    # message, which each round trip used to add again).
+    exc = SerializationError.wrap("cannot pickle argument 0 of f: x", error)
+    back = pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(exc))))
+    assert isinstance(back, SerializationError) and isinstance(back, type(error))
+    assert back.args == exc.args == ("cannot pickle argument 0 of f: x",)
+    assert str(back) == str(exc)
 
 
 @pytest.mark.timeout(60)

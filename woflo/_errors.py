@@ -130,7 +130,8 @@ def _define_broken() -> dict[str, type[BaseException]]:
 
         def __reduce__(self) -> tuple[object, ...]:
             # Keyword-only fields would be lost by the default pickling of exceptions.
-            return (_rebuild_worker_crashed, (type(self), str(self), self.exitcode, self.worker))
+            message = self.args[0] if self.args else ""  # as given: str() may differ (see SerializationError)
+            return (_rebuild_worker_crashed, (type(self), message, self.exitcode, self.worker))
 
     class BrokenRunner(WofloError, BrokenExecutor):
         """The runner cannot run anything any more: its workers cannot be started.
@@ -219,7 +220,8 @@ class SerializationError(WofloError, pickle.PicklingError):
 
     def __reduce__(self) -> tuple[object, ...]:
         base, other = _unmixed(self)
-        return (_rebuild_serialization_error, (base, other, str(self)))
+        # args[0], not str(self): a KeyError's str() quotes its message.
+        return (_rebuild_serialization_error, (base, other, self.args[0] if self.args else ""))
 
 
 class UpstreamFailed(WofloError):
