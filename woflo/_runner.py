@@ -724,29 +724,36 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             # Its timers hold it: cancel them. Nothing else holds a control
             # once its run ended (see _Control), so it goes, call and all.
             self._drop(control)
+        # The run's last event is logged before the run is seen to end (a
+        # caller that checks the log after result() finds it), and only if
+        # it does end here (not if a stop() got there first).
+        announce = None
+        if control is not None and (exc is not None or _structlog.is_configured or _stdlib.enabled):
+            announce = functools.partial(self._announce_end, run, time.monotonic() - control.t0, exc)
         try:
-            done = run._complete(value, exc)
+            run._complete(value, exc, announce)
         finally:
             # A done-callback may raise SystemExit or KeyboardInterrupt (the
             # stdlib lets those through): the run is over all the same.
             if self.__shutdown:
                 self._after_end(run)
-        if done and control is not None and (exc is not None or _structlog.is_configured or _stdlib.enabled):
-            duration = time.monotonic() - control.t0
-            if exc is None:
-                self.__events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
-            elif isinstance(exc, UpstreamFailed):
-                self.__events.emit(
-                    "task.failed",
-                    run,
-                    attempt=0,
-                    duration_s=duration,
-                    exception=exc,
-                    reason=str(exc),
-                    upstream_run_id=exc.upstream_run_id,
-                )
-            else:
-                self.__events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
+
+    def _announce_end(self, run: TaskRun[Any], duration: float, exc: BaseException | None) -> None:
+        """Emit ``task.succeeded`` or ``task.failed`` for ``run`` (called by its `TaskRun._complete`)."""
+        if exc is None:
+            self.__events.emit("task.succeeded", run, attempt=len(run._records), duration_s=duration)
+        elif isinstance(exc, UpstreamFailed):
+            self.__events.emit(
+                "task.failed",
+                run,
+                attempt=0,
+                duration_s=duration,
+                exception=exc,
+                reason=str(exc),
+                upstream_run_id=exc.upstream_run_id,
+            )
+        else:
+            self.__events.emit("task.failed", run, attempt=len(run._records), duration_s=duration, exception=exc)
 
     @staticmethod
     def _drop(control: _Control) -> None:

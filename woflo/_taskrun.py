@@ -12,7 +12,7 @@ import contextlib
 import enum
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
@@ -456,16 +456,29 @@ class TaskRun(Future[T], Generic[T]):
         with self._condition:
             return self._move(ST_RETRYING)
 
-    def _complete(self, value: Any, exc: BaseException | None) -> bool:
+    def _complete(self, value: Any, exc: BaseException | None, announce: Callable[[], object] | None = None) -> bool:
         """End the run with ``value`` (``exc`` is None) or ``exc``; False if it had ended.
 
         ``Future.set_result``/``set_exception`` would run the callbacks under
         the run's lock and raise on a run stopped meanwhile; this does the
         same bookkeeping race-free, then calls the callbacks unlocked.
+
+        ``announce()``, if given, is called once the run is sure to end here
+        and before anyone can see it ended (with the run's lock held): the
+        runner's ``task.succeeded``/``task.failed`` event is then logged
+        before ``result()`` returns, on any thread. An exception it raises
+        (``emit`` lets only a ``KeyboardInterrupt``-like one through) is
+        raised once the run has ended.
         """
+        interrupted: BaseException | None = None
         cond = self._condition
         cond.acquire()
         try:
+            if announce is not None and self._state not in _OVER:
+                try:
+                    announce()
+                except BaseException as raised:  # the run ends all the same
+                    interrupted = raised
             if exc is None:
                 if not self._move(ST_SUCCEEDED):
                     return False
@@ -480,8 +493,12 @@ class TaskRun(Future[T], Generic[T]):
                 self._notify_waiters(event)
         finally:
             cond.release()
-        if self._cbs is not None:
-            self._invoke_callbacks_at_end()
+        try:
+            if self._cbs is not None:
+                self._invoke_callbacks_at_end()
+        finally:
+            if interrupted is not None:
+                raise interrupted
         return True
 
     def _invoke_callbacks_at_end(self) -> None:

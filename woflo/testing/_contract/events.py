@@ -41,6 +41,20 @@ class EventsContract(ContractBase):
         assert succeeded["duration_s"] >= 0 and succeeded["worker"] == started["worker"]
         assert events[3]["log_level"] == "info"
 
+    def test_a_runs_last_event_is_logged_before_its_end_is_seen(self, make: Any) -> None:
+        # A caller that reads the log right after result() or exception()
+        # returns finds the run's end there, whichever thread ended the run
+        # (it used to be logged just after the waiters were woken).
+        ex = make()
+        with capture_events() as events:
+            for i in range(30):
+                run = ex.submit(tasks.add, i, 1)
+                assert run.result(timeout=30) == i + 1
+                assert events.of("task.succeeded")[-1]["run_id"] == run.run_id
+                failing = ex.submit(tasks.boom, f"boom {i}")
+                assert isinstance(failing.exception(timeout=30), ValueError)
+                assert events.of("task.failed")[-1]["run_id"] == failing.run_id
+
     def test_failure_and_retry_events(self, make: Any, tmp_path: Path) -> None:
         ex = make(retries=1)
         with capture_events() as events:
