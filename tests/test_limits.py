@@ -312,6 +312,39 @@ def test_a_wait_is_an_event_with_its_reason() -> None:
     )
 
 
+@pytest.mark.timeout(60)
+def test_a_wait_is_told_before_a_freed_slot_can_start_the_attempt() -> None:
+    # on_wait (which logs task.waiting) runs while the limit's lock is held,
+    # and whoever frees a slot takes that lock to let the next attempt go: a
+    # run's task.waiting can never come after its attempt.started (it could
+    # when on_wait ran after the lock was released).
+    from woflo._limits import Limit, Ticket
+
+    limit = Limit(None, max_concurrency=1)
+    started: list[str] = []
+    taken_meanwhile: list[bool] = []
+
+    def try_take_from_another_thread(reason: str, _: Limit) -> None:
+        def attempt() -> None:
+            taken = limit._lock.acquire(blocking=False)
+            if taken:
+                limit._lock.release()
+            taken_meanwhile.append(taken)
+
+        thread = threading.Thread(target=attempt)
+        thread.start()
+        thread.join(30)
+
+    holder = Ticket((limit,), lambda: started.append("holder"), try_take_from_another_thread)
+    waiter = Ticket((limit,), lambda: started.append("waiter"), try_take_from_another_thread)
+    assert holder.enter() and not waiter.enter()
+    assert taken_meanwhile == [False]
+    for ticket in holder.release():
+        if ticket.enter():
+            ticket.start()
+    assert started == ["waiter"]
+
+
 # -- bad input --------------------------------------------------------------------------
 
 

@@ -142,7 +142,9 @@ class Limit:
     ) -> None:
         self.name = name
         self._order = next(_order)
-        self._lock = threading.Lock()
+        # Reentrant: a run's task.waiting is logged under it (see _enter), and
+        # a logging handler that submits a run with this limit must not hang.
+        self._lock = threading.RLock()
         # Guarded by _lock: attempts holding a slot, the FIFO of waiting
         # tickets, the token bucket and the timer armed for the next token.
         self._running = 0
@@ -253,6 +255,9 @@ class Limit:
                 self._running += 1
                 ticket.index += 1
                 return None
+            # Said before it is queued, under the lock that whoever frees a
+            # slot takes: the wait is logged before the attempt can start.
+            ticket.on_wait(reason, self)
             ticket.queued = True
             self._queue.append(ticket)
             return reason
@@ -304,11 +309,8 @@ class Ticket:
         limits = self.limits
         while self.index < len(limits):
             limit = limits[self.index]
-            reason = limit._enter(self)
-            if self.closed:
-                return False
-            if reason is not None:
-                self.on_wait(reason, limit)
+            reason = limit._enter(self)  # which calls on_wait if it must wait
+            if self.closed or reason is not None:
                 return False
         self.started = True
         return True
