@@ -11,12 +11,14 @@ to its file as they are (``wire.PartsPickler``).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 import threading
 from pathlib import Path
 
 import funcs
+import psutil
 import pytest
 from helpers import assert_nothing_new, snapshot, wait_for
 
@@ -78,7 +80,22 @@ def test_100_mb_result_and_argument(runner: ProcessRunner) -> None:
 
 
 def _shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """The names in /dev/shm, less those another live process tree made.
+
+    /dev/shm is the machine's, not this test's: a name that carries the pid
+    of a live process outside this one's tree (loky's ``sem.loky-<pid>-...``
+    of another test run on the same machine) is not ours to count.
+    """
+    if not os.path.isdir("/dev/shm"):
+        return set()
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    names = set()
+    for name in os.listdir("/dev/shm"):
+        pids = {int(token) for token in re.findall(r"(?<![0-9a-z])[0-9]{2,7}(?![0-9a-z])", name)}
+        if any(pid not in ours and psutil.pid_exists(pid) for pid in pids):
+            continue
+        names.add(name)
+    return names
 
 
 def _blocked_writing(pid: int) -> bool:
