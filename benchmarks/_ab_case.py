@@ -5,9 +5,10 @@
 Imports woflo from CHECKOUT (first on ``sys.path``), runs CASE ``INNER`` times
 after a warm-up, and prints one line: the median seconds; for the thread and
 async cases the median time ratio to the stdlib baseline measured in the same
-process, round-robin; for the pool cases the median CPU seconds the parent
-spent (all its threads: the pool's own cost, which load on a shared machine
-disturbs less than wall time).
+process, round-robin; then, for the pool cases, the median CPU seconds the
+parent spent (all its threads: the pool's own cost, which load on a shared
+machine disturbs less than wall time), and for the thread and async cases the
+median ratio of CPU seconds to the same baseline's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ async def anoop() -> None:
 
 
 CPU: list[float] = []  # the parent's CPU seconds (all its threads) of each timed call
+# For the thread and async cases: the CPU seconds of woflo's and of the stdlib
+# baseline's rounds, apart (their ratio is the steadier measure on a loaded machine).
+RUNNER_CPU: list[float] = []
+BASE_CPU: list[float] = []
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -105,7 +110,9 @@ def threads(inner: int) -> tuple[float, float | None]:
     ours, base = [], []
     for _ in range(inner):
         ours.append(_timed(woflo_run))
+        RUNNER_CPU.append(CPU[-1])
         base.append(_timed(tpe_run))
+        BASE_CPU.append(CPU[-1])
     return statistics.median(ours), statistics.median(o / b for o, b in zip(ours, base, strict=True))
 
 
@@ -119,16 +126,19 @@ def aio(inner: int) -> tuple[float, float | None]:
         ours, base = [], []
         for _ in range(inner + 1):
             gc.collect()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             await asyncio.gather(*(anoop() for _ in range(n)))
             base.append(time.perf_counter() - t0)
+            BASE_CPU.append(time.process_time() - c0)
             gc.collect()
             runner = AsyncRunner(loop=asyncio.get_running_loop())
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             await asyncio.gather(*[runner.submit(anoop) for _ in range(n)])
             ours.append(time.perf_counter() - t0)
+            RUNNER_CPU.append(time.process_time() - c0)
             runner.shutdown(wait=False)
         ours, base = ours[1:], base[1:]  # the first round warms up
+        del RUNNER_CPU[0], BASE_CPU[0]
         return statistics.median(ours), statistics.median(o / b for o, b in zip(ours, base, strict=True))
 
     return asyncio.run(main())
@@ -143,5 +153,8 @@ if __name__ == "__main__":
 
     assert woflo.__file__.startswith(checkout), (woflo.__file__, checkout)
     seconds, ratio = CASES[case](inner)
-    cpu = statistics.median(CPU) if case in ("process", "pool_raw") and CPU else float("nan")
+    if case in ("process", "pool_raw"):
+        cpu = statistics.median(CPU) if CPU else float("nan")
+    else:
+        cpu = statistics.median(o / b for o, b in zip(RUNNER_CPU, BASE_CPU, strict=True))
     print(f"{seconds:.6f} {ratio if ratio is not None else 'nan'} {cpu:.6f}")
