@@ -61,19 +61,21 @@ class _Attempt(Protocol):
     worker: object
 
 
-# A weak reference to the attempt whose task runs in this context (its run,
-# number and worker are read from it only when a record needs them). Weak: a
-# context copied inside the task (an asyncio task it creates, a thread started
-# with ``copy_context``) may outlive the attempt, and must not keep the run or
-# its result alive. The run id is read only when a record needs it too: it is
-# made on first use, and a task that logs nothing must not pay for a uuid.
-_RUN: ContextVar[weakref.ref[Any] | None] = ContextVar("woflo_run", default=None)
+# (weak reference to the run, attempt number, worker) of the attempt whose
+# task runs in this context. The run, not the attempt, is referenced: a
+# context copied inside the task (an asyncio task it creates, a thread
+# started with ``copy_context``) may outlive the attempt, which goes as soon
+# as it is settled, and keeps logging with the run's fields while the run
+# lives (docs/logging.md). Weak: it must not keep the run or its result
+# alive. The run id is read only when a record needs it: it is made on first
+# use, and a task that logs nothing must not pay for a uuid.
+_RUN: ContextVar[tuple[weakref.ref[Any], int, object] | None] = ContextVar("woflo_run", default=None)
 _weakref = weakref.ref
 
 
 def bind(attempt: _Attempt) -> Token[Any]:
     """Mark the current context as running ``attempt`` (begun: its ``worker`` set); `unbind` with the token."""
-    return _RUN.set(_weakref(attempt))
+    return _RUN.set((_weakref(attempt.run), attempt.number, attempt.worker))
 
 
 def unbind(token: Token[Any]) -> None:
@@ -88,7 +90,7 @@ def call_bound(attempt: _Attempt, fn: Callable[..., Any], args: tuple[Any, ...],
     of three (the thread runner's per-run path). Returns what ``fn`` returns
     and raises what it raises.
     """
-    token = _RUN.set(_weakref(attempt))
+    token = _RUN.set((_weakref(attempt.run), attempt.number, attempt.worker))
     try:
         return fn(*args, **kwargs)
     finally:
@@ -96,13 +98,14 @@ def call_bound(attempt: _Attempt, fn: Callable[..., Any], args: tuple[Any, ...],
 
 
 def current_fields() -> dict[str, Any] | None:
-    """The four fields of the run whose task runs in this context, or ``None`` outside a task."""
+    """The four fields of the run whose task runs in this context; ``None`` outside a task or once the run is gone."""
     bound = _RUN.get()
-    attempt = None if bound is None else bound()
-    if attempt is None:
+    if bound is None:
         return None
-    run = attempt.run
-    return {"task": run.name, "run_id": run.run_id, "attempt": attempt.number, "worker": attempt.worker}
+    run = bound[0]()
+    if run is None:
+        return None
+    return {"task": run.name, "run_id": run.run_id, "attempt": bound[1], "worker": bound[2]}
 
 
 def add_task_context(logger: object, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
