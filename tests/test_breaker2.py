@@ -68,3 +68,68 @@ def test_a_context_copied_in_a_task_logs_with_the_runs_fields_after_the_attempt_
     assert getattr(record, "run_id", None) == run.run_id
     assert getattr(record, "task", None) == run.name
     assert getattr(record, "attempt", None) == 1
+
+
+class _FailFast(logging.Filter):
+    """Stops every other run of ``runs`` when one logs task.failed: a user's fail-fast, written as a filter.
+
+    Both runs' events must be in the filter at once (a barrier) before either
+    stops the other: the deadlock needs each run's end in progress.
+    """
+
+    def __init__(self, runs: dict[str, Any]) -> None:
+        super().__init__()
+        self.runs = runs
+        self.barrier = threading.Barrier(2)
+        self.stopped: dict[str, bool] = {}
+        self.done = threading.Event()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "event", None) != "task.failed":
+            return True
+        me = self.runs[record.run_id]  # type: ignore[attr-defined]
+        self.barrier.wait(30)
+        for run in self.runs.values():
+            if run is not me:
+                self.stopped[me.run_id] = run.stop()
+        if len(self.stopped) == 2:
+            self.done.set()
+        return True
+
+
+@pytest.mark.timeout(90)
+def test_a_handler_that_stops_the_other_runs_on_task_failed_does_not_deadlock() -> None:
+    # task.failed was logged with the run's lock held: two runs failing at
+    # once, each stopping the other from the event (a fail-fast handler),
+    # each held its own run's lock and waited for the other's, and so did
+    # any caller of result()/exception() on them, timeout or not.
+    woflo_logger = logging.getLogger("woflo")
+    level = woflo_logger.level
+    runs: dict[str, Any] = {}
+    fail_fast = _FailFast(runs)
+    registered = threading.Event()
+    both = threading.Barrier(2)
+
+    def task() -> None:
+        assert registered.wait(30)
+        both.wait(30)  # both fail together
+        raise ValueError("boom")
+
+    woflo_logger.addFilter(fail_fast)
+    woflo_logger.setLevel(logging.INFO)
+    runner = ThreadRunner(2)
+    try:
+        a, b = runner.submit(task), runner.submit(task)
+        runs[a.run_id], runs[b.run_id] = a, b
+        registered.set()
+        # Not a.exception(timeout): that takes the run's lock, held forever
+        # by a deadlocked end.
+        assert fail_fast.done.wait(30), "the two runs' ends deadlocked"
+        assert isinstance(a.exception(timeout=30), ValueError)
+        assert isinstance(b.exception(timeout=30), ValueError)
+        # Each was ending already when the other stopped it: not stopped.
+        assert fail_fast.stopped == {a.run_id: False, b.run_id: False}
+    finally:
+        woflo_logger.removeFilter(fail_fast)
+        woflo_logger.setLevel(level)
+        runner.shutdown(wait=fail_fast.done.is_set())

@@ -191,6 +191,10 @@ class TaskRun(Future[T], Generic[T]):
     # What ended the run as cancelled ("stopped by stop()"), for the message
     # of the CancelledError that result() raises.
     _cancel_reason: str | None = None
+    # Set (under the lock) by the `_complete` that announces the run's end,
+    # while it logs the event unlocked: no stop(), cancel() or other
+    # completion may end the run meanwhile (it is ending).
+    _ending: bool = False
     # Future's own fields, as the class's defaults (see _create).
     _result: Any = None
     _exception: BaseException | None = None
@@ -360,7 +364,7 @@ class TaskRun(Future[T], Generic[T]):
     def _cancel_because(self, reason: str) -> bool:
         """`cancel`, with ``reason`` (``"cancelled by ..."``) for the CancelledError's message."""
         with self._condition:
-            if self._state != PENDING:
+            if self._state != PENDING or self._ending:  # ending: see _complete
                 return self._state == CANCELLED_AND_NOTIFIED
             # Notify waiters now: a cancelled run may never reach a worker that
             # would otherwise call set_running_or_notify_cancel for it.
@@ -388,7 +392,7 @@ class TaskRun(Future[T], Generic[T]):
     def _stop_because(self, reason: str) -> bool:
         """`stop`, with ``reason`` (``"stopped by ..."``) for the CancelledError's message."""
         with self._condition:
-            if self._state in (FINISHED, CANCELLED_AND_NOTIFIED):
+            if self._state in _OVER or self._ending:  # ending: see _complete
                 return self._state == CANCELLED_AND_NOTIFIED
             self._finish_cancelled(reason)
         try:
@@ -464,21 +468,33 @@ class TaskRun(Future[T], Generic[T]):
         same bookkeeping race-free, then calls the callbacks unlocked.
 
         ``announce()``, if given, is called once the run is sure to end here
-        and before anyone can see it ended (with the run's lock held): the
-        runner's ``task.succeeded``/``task.failed`` event is then logged
-        before ``result()`` returns, on any thread. An exception it raises
-        (``emit`` lets only a ``KeyboardInterrupt``-like one through) is
-        raised once the run has ended.
+        and before anyone can see it ended: the runner's ``task.succeeded``/
+        ``task.failed`` event is then logged before ``result()`` returns, on
+        any thread. It is called without the run's lock: a logging handler
+        may block, or stop or wait for other runs (whose ends may be calling
+        it too), without deadlocking; meanwhile the run is ending: `stop`
+        and `cancel` return ``False``, another completion does nothing. An
+        exception it raises (``emit`` lets only a ``KeyboardInterrupt``-like
+        one through) is raised once the run has ended.
         """
         interrupted: BaseException | None = None
         cond = self._condition
+        if announce is not None:
+            cond.acquire()
+            try:
+                if self._state in _OVER or self._ending:
+                    return False
+                self._ending = True
+            finally:
+                cond.release()
+            try:
+                announce()
+            except BaseException as raised:  # the run ends all the same
+                interrupted = raised
         cond.acquire()
         try:
-            if announce is not None and self._state not in _OVER:
-                try:
-                    announce()
-                except BaseException as raised:  # the run ends all the same
-                    interrupted = raised
+            if self._ending and announce is None:
+                return False  # another completion is announcing its end
             if exc is None:
                 if not self._move(ST_SUCCEEDED):
                     return False
