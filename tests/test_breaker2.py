@@ -133,3 +133,74 @@ def test_a_handler_that_stops_the_other_runs_on_task_failed_does_not_deadlock() 
         woflo_logger.removeFilter(fail_fast)
         woflo_logger.setLevel(level)
         runner.shutdown(wait=fail_fast.done.is_set())
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_that_submits_to_a_limit_while_another_thread_waits_for_it_does_not_deadlock() -> None:
+    # task.waiting was logged with the limit's lock held: a thread waiting
+    # for a slot held the limit's lock while it waited for a logging
+    # handler's lock, and the handler (on another thread, emitting some
+    # record) submitted a run with that limit: it waited for the limit's
+    # lock. Each held what the other waited for.
+    import woflo
+    from woflo import task
+
+    gate = woflo.limit(f"breaker2-{id(threading)}-{threading.get_ident()}", max_concurrency=1)
+    release = threading.Event()
+    waiting_logged = threading.Event()
+    from_handler: list[Any] = []
+    woflo_logger = logging.getLogger("woflo")
+    user_logger = logging.getLogger("tests.breaker2.resubmit")
+    level = woflo_logger.level
+    runner = ThreadRunner(3)
+    hold = task(release.wait, limits=gate)
+    later = task(threading.get_ident, limits=gate)
+    other: list[Any] = []
+
+    class SeesWaiting(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if getattr(record, "event", None) == "task.waiting" and threading.current_thread() is not main:
+                waiting_logged.set()
+            return True
+
+    class Resubmits(logging.Handler):
+        # Handles its own logger's records and task.waiting (a handler's
+        # filters run before it takes its lock; emit runs under it).
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.name == user_logger.name or getattr(record, "event", None) == "task.waiting"
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name == user_logger.name:
+                thread = threading.Thread(target=lambda: other.append(runner.submit(later)))
+                thread.start()
+                assert waiting_logged.wait(30)
+                from_handler.append(runner.submit(later))
+
+    main = threading.current_thread()
+    sees, handler = SeesWaiting(), Resubmits()
+    woflo_logger.addFilter(sees)
+    woflo_logger.addHandler(handler)
+    user_logger.addHandler(handler)
+    woflo_logger.setLevel(logging.DEBUG)
+    try:
+        holder = runner.submit(hold, 30)
+        user_logger.warning("resubmit")
+        release.set()
+        assert holder.result(timeout=30)
+        wait_all = [from_handler[0], *_wait_for_list(other)]
+        for run in wait_all:
+            run.result(timeout=30)
+    finally:
+        release.set()
+        woflo_logger.removeFilter(sees)
+        woflo_logger.removeHandler(handler)
+        user_logger.removeHandler(handler)
+        woflo_logger.setLevel(level)
+        runner.shutdown(wait=True)
+
+
+def _wait_for_list(items: list[Any]) -> list[Any]:
+    from woflo.testing import wait_for
+
+    wait_for(lambda: bool(items), what="the other thread's run submitted")
+    return items

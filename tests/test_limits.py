@@ -314,34 +314,39 @@ def test_a_wait_is_an_event_with_its_reason() -> None:
 
 @pytest.mark.timeout(60)
 def test_a_wait_is_told_before_a_freed_slot_can_start_the_attempt() -> None:
-    # on_wait (which logs task.waiting) runs while the limit's lock is held,
-    # and whoever frees a slot takes that lock to let the next attempt go: a
-    # run's task.waiting can never come after its attempt.started (it could
-    # when on_wait ran after the lock was released).
+    # A run's task.waiting (on_wait) can never come after its attempt.started:
+    # a slot freed while on_wait runs (here: from another thread, inside it)
+    # does not start the waiting attempt; the thread telling the wait carries
+    # on with it once it has told it. on_wait runs without the limit's lock
+    # (a logging handler must be able to use the limit from another thread).
     from woflo._limits import Limit, Ticket
 
     limit = Limit(None, max_concurrency=1)
     started: list[str] = []
-    taken_meanwhile: list[bool] = []
+    during: list[tuple[bool, list[str]]] = []
 
-    def try_take_from_another_thread(reason: str, _: Limit) -> None:
-        def attempt() -> None:
+    def free_the_slot_from_another_thread(reason: str, _: Limit) -> None:
+        def free() -> None:
             taken = limit._lock.acquire(blocking=False)
             if taken:
                 limit._lock.release()
-            taken_meanwhile.append(taken)
+            for ticket in holder.release():
+                if ticket.enter():
+                    ticket.start()
+            during.append((taken, list(started)))
 
-        thread = threading.Thread(target=attempt)
+        thread = threading.Thread(target=free)
         thread.start()
         thread.join(30)
 
-    holder = Ticket((limit,), lambda: started.append("holder"), try_take_from_another_thread)
-    waiter = Ticket((limit,), lambda: started.append("waiter"), try_take_from_another_thread)
-    assert holder.enter() and not waiter.enter()
-    assert taken_meanwhile == [False]
-    for ticket in holder.release():
-        if ticket.enter():
-            ticket.start()
+    holder = Ticket((limit,), lambda: started.append("holder"), lambda reason, limit: None)
+    waiter = Ticket((limit,), lambda: started.append("waiter"), free_the_slot_from_another_thread)
+    assert holder.enter()
+    # The slot came while the wait was told: enter() says go, nobody started it yet.
+    assert waiter.enter()
+    assert during == [(True, [])]
+    assert limit.running == 1 and limit.waiting == 0
+    waiter.start()
     assert started == ["waiter"]
 
 

@@ -142,8 +142,7 @@ class Limit:
     ) -> None:
         self.name = name
         self._order = next(_order)
-        # Reentrant: a run's task.waiting is logged under it (see _enter), and
-        # a logging handler that submits a run with this limit must not hang.
+        # Reentrant: a start granted under it may run inline and come back.
         self._lock = threading.RLock()
         # Guarded by _lock: attempts holding a slot, the FIFO of waiting
         # tickets, the token bucket and the timer armed for the next token.
@@ -230,7 +229,13 @@ class Limit:
             ticket.queued = False
             ticket.index += 1
             self._running += 1
-            granted.append(ticket)
+            if ticket.announcing:
+                # Its task.waiting is being logged (see _enter): the thread
+                # logging it carries on with the ticket once it has.
+                ticket.announcing = False
+                ticket.granted = True
+            else:
+                granted.append(ticket)
         return granted
 
     # -- from any thread -------------------------------------------------------------
@@ -255,12 +260,27 @@ class Limit:
                 self._running += 1
                 ticket.index += 1
                 return None
-            # Said before it is queued, under the lock that whoever frees a
-            # slot takes: the wait is logged before the attempt can start.
-            ticket.on_wait(reason, self)
             ticket.queued = True
+            ticket.announcing = True
             self._queue.append(ticket)
-            return reason
+        # The wait is logged without the lock (a logging handler may submit
+        # to this limit from another thread, or block), and before the
+        # attempt can start: whoever frees a slot for the ticket meanwhile
+        # leaves it to this thread (see _pump).
+        try:
+            ticket.on_wait(reason, self)
+        except BaseException:  # a handler's KeyboardInterrupt: the ticket carries on as queued
+            if self._stop_announcing(ticket):
+                start_granted([ticket])
+            raise
+        return None if self._stop_announcing(ticket) else reason
+
+    def _stop_announcing(self, ticket: Ticket) -> bool:
+        """``ticket``'s wait is logged; ``True`` if it was granted this limit's slot meanwhile."""
+        with self._lock:
+            ticket.announcing = False
+            granted, ticket.granted = ticket.granted, False
+            return granted
 
     def _blocked_by_concurrency(self) -> bool:
         concurrency = self.max_concurrency
@@ -286,7 +306,7 @@ class Ticket:
     ``on_wait(reason, limit)`` each time it has to queue.
     """
 
-    __slots__ = ("closed", "index", "limits", "on_wait", "queued", "start", "started")
+    __slots__ = ("announcing", "closed", "granted", "index", "limits", "on_wait", "queued", "start", "started")
 
     def __init__(
         self,
@@ -300,6 +320,10 @@ class Ticket:
         #: limits[:index] gave a slot; limits[index] is the next (queued there if ``queued``).
         self.index = 0
         self.queued = False
+        #: Queued, its wait being logged (`Limit._enter`); ``granted``: a slot
+        #: came meanwhile, for the logging thread to carry on with.
+        self.announcing = False
+        self.granted = False
         self.closed = False
         #: ``start`` was called (the backend has the attempt).
         self.started = False
