@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from woflo import AsyncRunner, SequentialRunner, ThreadRunner
+from woflo import AsyncRunner, ProcessRunner, SequentialRunner, ThreadRunner, unresolved
 from woflo._runner import Runner
 
 
@@ -204,3 +204,24 @@ def _wait_for_list(items: list[Any]) -> list[Any]:
 
     wait_for(lambda: bool(items), what="the other thread's run submitted")
     return items
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("chunksize", [1, 2])
+def test_a_chunked_process_map_takes_runs_one_level_down_in_an_argument_as_submit_does(chunksize: int) -> None:
+    # A run one level down in a list, tuple or dict argument is an input of
+    # submit, map and map(chunksize=1); map(chunksize>1) passed each call's
+    # arguments as one tuple, so such a run was two levels down in the chunk
+    # run's arguments: not looked for, pickled, SerializationError.
+    import funcs
+
+    with ThreadRunner(2) as threads, ProcessRunner(2) as ex:
+        five = threads.submit(funcs.add, 2, 3)
+        got = ex.map(funcs.capture, [[five, 1], (five,), {"k": five}, five, 7], chunksize=chunksize, timeout=60)
+        assert list(got) == [(([5, 1],), {}), (((5,),), {}), (({"k": 5},), {}), ((5,), {}), ((7,), {})]
+        # Two iterables: each call's arguments stay apart.
+        got = ex.map(funcs.add, [five, 1, 2], [[five][0], 10, five], chunksize=chunksize, timeout=60)
+        assert list(got) == [10, 11, 7]
+        # unresolved() one level down passes the run itself (a pickling error, as chunksize=1).
+        with pytest.raises(TypeError, match="cannot pickle"):
+            list(ex.map(funcs.identity, [[unresolved(five)]], chunksize=chunksize, timeout=60))

@@ -38,19 +38,21 @@ SHARED_IDLE_TIMEOUT_S = 10.0
 WORKER_START_TIMEOUT_S = 60.0
 
 
-def _take(items: Iterator[tuple[Any, ...]], n: int) -> tuple[tuple[Any, ...], ...]:
-    return tuple(itertools.islice(items, n))
+def _take(items: Iterator[tuple[Any, ...]], n: int) -> tuple[Any, ...]:
+    """The next ``n`` calls' arguments, one after the other in one flat tuple."""
+    return tuple(itertools.chain.from_iterable(itertools.islice(items, n)))
 
 
-def _run_chunk(fn: Callable[..., T], *chunk: tuple[Any, ...]) -> list[T]:
-    """Runs in the worker: one chunk of a chunked `map`, each call's arguments one positional argument.
+def _run_chunk(fn: Callable[..., T], arity: int, *flat: Any) -> list[T]:
+    """Runs in the worker: one chunk of a chunked `map`, every call's ``arity`` arguments in a row.
 
-    One argument per call, not one list of them: a run among a call's
-    arguments is then one level deep in the chunk run's arguments, where
-    runs as inputs are looked for (woflo/_inputs.py), so the chunk waits for
-    it and gets its result, as ``chunksize=1`` does.
+    Each call's arguments are positional arguments of the chunk run itself,
+    not a tuple of them: a run among a call's arguments, or one level down
+    in a list, tuple or dict argument, is then where runs as inputs are
+    looked for (woflo/_inputs.py), so the chunk waits for it and gets its
+    result, as ``chunksize=1`` does.
     """
-    return [fn(*args) for args in chunk]
+    return [fn(*flat[i : i + arity]) for i in range(0, len(flat), arity)]
 
 
 def check_idle_timeout(idle_timeout: float | None) -> float | None:
@@ -276,7 +278,7 @@ class ProcessRunner(Runner):
         # A chunk is one run of many calls: named after the task, not one call.
         fn, policy, name, _ = unwrap_task(fn, policy)
         chunks = iter(functools.partial(_take, zip(*iterables, strict=False), chunksize), ())
-        run_chunk = functools.partial(_run_chunk, fn)
+        run_chunk = functools.partial(_run_chunk, fn, len(iterables))
         name = name or task_name(fn)
         submissions = (self._submit(run_chunk, chunk, {}, policy, name) for chunk in chunks)
         end = None if timeout is None else time.monotonic() + timeout
