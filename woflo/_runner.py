@@ -827,7 +827,11 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         return err
 
     def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
-        """Called by `TaskRun.cancel` / `TaskRun.stop` once the run is marked cancelled."""
+        """Called by `TaskRun.cancel` / `TaskRun.stop` as the run ends cancelled, before it is marked so.
+
+        The attempt is stopped and ``task.cancelled`` logged before any
+        waiter can see the run cancelled (see `TaskRun._end_cancelled`).
+        """
         control = self.__active.pop(run, None)
         try:
             if control is not None:

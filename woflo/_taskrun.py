@@ -141,7 +141,11 @@ class RunOwner(Protocol):
     """What a `TaskRun` calls back on its runner (`woflo.Runner` implements it)."""
 
     def _on_cancelled(self, run: TaskRun[Any], stopped: bool) -> None:
-        """The run was just cancelled or stopped: stop its attempt, drop its bookkeeping."""
+        """The run is being cancelled or stopped: stop its attempt, drop its bookkeeping, log it.
+
+        Called without the run's lock, while the run is ending: it is marked
+        cancelled (and its waiters wake) once this returns.
+        """
 
 
 class AttemptRecord(NamedTuple):
@@ -191,9 +195,9 @@ class TaskRun(Future[T], Generic[T]):
     # What ended the run as cancelled ("stopped by stop()"), for the message
     # of the CancelledError that result() raises.
     _cancel_reason: str | None = None
-    # Set (under the lock) by the `_complete` that announces the run's end,
-    # while it logs the event unlocked: no stop(), cancel() or other
-    # completion may end the run meanwhile (it is ending).
+    # Set (under the lock) by whoever ends the run (the `_complete` that
+    # announces its end, or `cancel`/`stop`) while the end is logged unlocked:
+    # meanwhile no attempt may begin and nothing else may end the run.
     _ending: bool = False
     # Future's own fields, as the class's defaults (see _create).
     _result: Any = None
@@ -366,13 +370,10 @@ class TaskRun(Future[T], Generic[T]):
         with self._condition:
             if self._state != PENDING or self._ending:  # ending: see _complete
                 return self._state == CANCELLED_AND_NOTIFIED
-            # Notify waiters now: a cancelled run may never reach a worker that
-            # would otherwise call set_running_or_notify_cancel for it.
-            self._finish_cancelled(reason)
-        try:
-            self._invoke_callbacks()  # type: ignore[attr-defined]
-        finally:  # a callback's SystemExit must not leave the attempt running
-            self._runner._on_cancelled(self, stopped=False)
+            # From here no attempt may begin (see _try_begin) nor another end win.
+            self._ending = True
+            self._cancel_reason = reason
+        self._end_cancelled(reason, stopped=False)
         return True
 
     def stop(self) -> bool:
@@ -394,12 +395,28 @@ class TaskRun(Future[T], Generic[T]):
         with self._condition:
             if self._state in _OVER or self._ending:  # ending: see _complete
                 return self._state == CANCELLED_AND_NOTIFIED
-            self._finish_cancelled(reason)
-        try:
-            self._invoke_callbacks()  # type: ignore[attr-defined]
-        finally:  # a callback's SystemExit must not leave the attempt running
-            self._runner._on_cancelled(self, stopped=True)
+            self._ending = True
+            self._cancel_reason = reason
+        self._end_cancelled(reason, stopped=True)
         return True
+
+    def _end_cancelled(self, reason: str, stopped: bool) -> None:
+        """End the ending run as cancelled: first its runner, then its waiters and callbacks.
+
+        The runner stops the attempt, drops its bookkeeping and logs
+        ``task.cancelled`` (`RunOwner._on_cancelled`) without the run's lock
+        and before anyone can see the run cancelled, as `_complete` announces
+        an end; then the run is marked cancelled, waiters wake, and the
+        callbacks run, after the lock is released, as ``Future.cancel()``
+        calls them. Whatever the runner raises (a logging handler's
+        ``KeyboardInterrupt``) is raised once the run has ended.
+        """
+        try:
+            self._runner._on_cancelled(self, stopped)
+        finally:
+            with self._condition:
+                self._finish_cancelled(reason)
+            self._invoke_callbacks()  # type: ignore[attr-defined]
 
     # The stdlib's executor-side methods would change the Future's state
     # behind the run's own (see _move): a run is ended by its runner only,
@@ -446,19 +463,19 @@ class TaskRun(Future[T], Generic[T]):
         return True
 
     def _try_begin(self) -> bool:
-        """Move to RUNNING as an attempt starts; False if the run is over."""
+        """Move to RUNNING as an attempt starts; False if the run is over or ending."""
         # acquire/release rather than `with`: half the cost on this per-attempt path.
         cond = self._condition
         cond.acquire()
         try:
-            return self._move(ST_RUNNING)
+            return not self._ending and self._move(ST_RUNNING)
         finally:
             cond.release()
 
     def _set_retrying(self) -> bool:
-        """Move to RETRYING as a retry's wait begins; False if the run is over."""
+        """Move to RETRYING as a retry's wait begins; False if the run is over or ending."""
         with self._condition:
-            return self._move(ST_RETRYING)
+            return not self._ending and self._move(ST_RETRYING)
 
     def _complete(self, value: Any, exc: BaseException | None, announce: Callable[[], object] | None = None) -> bool:
         """End the run with ``value`` (``exc`` is None) or ``exc``; False if it had ended.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,28 @@ class EventsContract(ContractBase):
                 failing = ex.submit(tasks.boom, f"boom {i}")
                 assert isinstance(failing.exception(timeout=30), ValueError)
                 assert events.of("task.failed")[-1]["run_id"] == failing.run_id
+
+    def test_a_stopped_runs_task_cancelled_is_logged_before_its_end_is_seen(
+        self, make: Any, kind: Any, tmp_path: Path
+    ) -> None:
+        # stop() from another thread while this one waits: once wait()
+        # returns, the run's task.cancelled is in the log (it used to be
+        # logged after the waiters were woken).
+        if kind.inline:
+            pytest.skip("submit returns when the attempt has ended")
+        ex = make()
+        release = str(tmp_path / "release")
+        try:
+            with capture_events() as events:
+                for i in range(12):
+                    run = ex.submit(tasks.block, str(tmp_path / f"started-{i}"), release)
+                    stopper = threading.Thread(target=run.stop)
+                    stopper.start()
+                    assert run.wait(timeout=30) and run.cancelled()
+                    assert events.of("task.cancelled")[-1]["run_id"] == run.run_id
+                    stopper.join(30)
+        finally:
+            Path(release).touch()  # the calls that were running when stopped end now
 
     def test_failure_and_retry_events(self, make: Any, tmp_path: Path) -> None:
         ex = make(retries=1)
