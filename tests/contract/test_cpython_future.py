@@ -30,8 +30,23 @@ def busy_runner(ex: Any, kind: RunnerKind, gates: Gates) -> None:
     """Occupy both workers of ``ex`` with held runs: the next submit stays pending."""
     skip_inline(kind)
     skip_unsized(kind)
+    _send_one_job_at_a_time(ex)
     for _ in range(2):
         gates.hold(ex)
+
+
+def _send_one_job_at_a_time(ex: Any) -> None:
+    # Once it has seen jobs finish fast, a process runner sends a busy worker
+    # more jobs ahead (prefetch; ProcessPoolExecutor likewise moves calls to
+    # its call queue, where they count as running), and how many it learns
+    # varies with the machine's load: a run meant to stay pending was then
+    # running. Pinned to one job per worker here: nothing finishes before the
+    # test's pending runs are submitted, so nothing relearns it (as
+    # tests/process/test_pool_lifecycle.py's _warm does).
+    runner = getattr(ex, "_runner", ex)  # a WofloExecutor's runner
+    dispatcher = getattr(getattr(runner, "_pool", None), "_dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.prefetch = 1
 
 
 def running_run(ex: Any, kind: RunnerKind, gates: Gates) -> Any:
