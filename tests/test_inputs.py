@@ -304,15 +304,16 @@ def test_shutdown_cancel_futures_cancels_waiting_runs(make: Make, kind: RunnerKi
         )
     ex = make()
     outside = ex.submit(funcs.double, gate.run(1))  # waits for another runner's run
-    source = ex.submit(funcs.add, 1)
-    inside = ex.submit(funcs.double, ex.submit(funcs.double, source))
+    source = ex.submit(funcs.add, 1)  # 1
+    inside = ex.submit(funcs.double, ex.submit(funcs.double, source))  # 4
     ex.shutdown(wait=False, cancel_futures=True)
     assert outside.cancelled()
     with pytest.raises(CancelledError, match=r"shutdown\(cancel_futures=True\)"):
         outside.result(0)
     # A run of the same runner waits on its inputs: cancelled, or (inputs
     # already done) finished; never failed because its inputs were cancelled.
-    assert inside.cancelled() or inside.result(timeout=60) == 8
+    # (It expected 8 for double(double(1)): the rare finished case failed.)
+    assert inside.cancelled() or inside.result(timeout=60) == 4
     gate.open()
     ex.shutdown(wait=True)
 
