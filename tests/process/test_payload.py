@@ -149,18 +149,26 @@ def test_worker_killed_while_sending_a_large_result(while_streaming: bool) -> No
 
 @pytest.mark.timeout(120)
 def test_worker_killed_while_receiving_a_large_argument() -> None:
-    """The worker dies while a 32 MB argument is on its way to it: WorkerCrashed, nothing leaks."""
+    """The worker dies while a 32 MB argument is on its way to it: the run ends, nothing leaks."""
     before, shm = snapshot(), _shm()
     with ProcessRunner(1) as r:
         pid = r.submit(os.getpid).result(60)
         os.kill(pid, signal.SIGSTOP)  # it reads nothing: the argument fills the pipe and waits
+        argument = funcs.payload(32 * MB, seed=4)
         try:
-            run = r.submit(funcs.sha256, funcs.payload(32 * MB, seed=4))
+            run = r.submit(funcs.sha256, argument)
             wait_for(run.running, 60, "the job to be sent to the worker")
         finally:
             os.kill(pid, signal.SIGKILL)
         err = run.exception(60)
-        assert isinstance(err, WorkerCrashed), err
+        # Blamed on the job (WorkerCrashed); or, when the death is seen before
+        # the job was counted as the worker's (its argument still on the way,
+        # so it never started there), sent again to the replacement, which
+        # runs it. Never lost, never hung. (Seen once in CI under heavy load.)
+        if err is None:
+            assert run.result() == funcs.sha256(argument)
+        else:
+            assert isinstance(err, WorkerCrashed), err
         data = funcs.payload(32 * MB, seed=5)
         assert r.submit(funcs.sha256, data).result(60) == funcs.sha256(data)
     assert_nothing_new(before)
