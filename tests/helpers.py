@@ -7,12 +7,14 @@ loops, pid checks or fd listings.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -117,3 +119,18 @@ def assert_nothing_new(before: tuple[set[int], set[str], set[threading.Thread]],
             wait_for(lambda: not new(), timeout, f"new {what} to end")
         except AssertionError:
             raise AssertionError(f"{what} left behind: {sorted(map(str, new()))}") from None
+
+
+class Collect(logging.Handler):
+    """A logging handler that keeps every record it is handed, at every level (``records``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def of(self, run: Any) -> list[logging.LogRecord]:
+        """The records that carry ``run``'s ``run_id`` (logged inside its task)."""
+        return [r for r in self.records if getattr(r, "run_id", None) == run.run_id]

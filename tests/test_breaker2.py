@@ -11,19 +11,10 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import Collect
 
 from woflo import AsyncRunner, ProcessRunner, SequentialRunner, ThreadRunner, unresolved
 from woflo._runner import Runner
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
 
 _IN_PROCESS = [
     pytest.param(lambda: SequentialRunner(), id="sequential"),
@@ -40,7 +31,7 @@ def test_a_context_copied_in_a_task_logs_with_the_runs_fields_after_the_attempt_
     # the run lives. The binding was a weak reference to the attempt, which
     # is gone once the run ended: the record lost its fields.
     logger = logging.getLogger("tests.breaker2.copied")
-    handler = _Records()
+    handler = Collect()
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     go = threading.Event()

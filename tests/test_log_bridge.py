@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import funcs
+import helpers
 import pytest
 import structlog
 
@@ -30,15 +31,8 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Collect(logging.Handler):
-    """Keeps every record it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+class Collect(helpers.Collect):
+    """Keeps every record it is handed, and lists woflo's events."""
 
     def events(self) -> list[str]:
         return [getattr(r, "event", "?") for r in self.records if r.name == "woflo"]

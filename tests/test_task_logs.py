@@ -18,23 +18,10 @@ import funcs
 import pytest
 import structlog
 import structlog.testing
+from helpers import Collect
 
 from woflo import AsyncRunner, SequentialRunner, ThreadRunner, _tasklog
 from woflo._tasklog import add_task_context
-
-
-class Collect(logging.Handler):
-    """Keeps every record it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, run: Any) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "run_id", None) == run.run_id]
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import funcs
 import pytest
 import structlog
 import structlog.testing
-from helpers import wait_for_file
+from helpers import Collect, wait_for_file
 
 from woflo import ProcessRunner, WorkerCrashed, _tasklog
 from woflo._events import EVENTS
@@ -28,20 +28,6 @@ from woflo._events import EVENTS
 pytestmark = pytest.mark.timeout(120)
 
 START_METHODS = ["exec", "spawn", "forkserver", "loky"]
-
-
-class Collect(logging.Handler):
-    """Keeps every record it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, run: Any) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, "run_id", None) == run.run_id]
 
 
 @pytest.fixture
