@@ -142,8 +142,7 @@ class Limit:
     ) -> None:
         self.name = name
         self._order = next(_order)
-        # Reentrant: a start granted under it may run inline and come back.
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         # Guarded by _lock: attempts holding a slot, the FIFO of waiting
         # tickets, the token bucket and the timer armed for the next token.
         self._running = 0

@@ -373,7 +373,7 @@ class TaskRun(Future[T], Generic[T]):
             # From here no attempt may begin (see _try_begin) nor another end win.
             self._ending = True
             self._cancel_reason = reason
-        self._end_cancelled(reason, stopped=False)
+        self._end_cancelled(stopped=False)
         return True
 
     def stop(self) -> bool:
@@ -397,10 +397,10 @@ class TaskRun(Future[T], Generic[T]):
                 return self._state == CANCELLED_AND_NOTIFIED
             self._ending = True
             self._cancel_reason = reason
-        self._end_cancelled(reason, stopped=True)
+        self._end_cancelled(stopped=True)
         return True
 
-    def _end_cancelled(self, reason: str, stopped: bool) -> None:
+    def _end_cancelled(self, stopped: bool) -> None:
         """End the ending run as cancelled: first its runner, then its waiters and callbacks.
 
         The runner stops the attempt, drops its bookkeeping and logs
@@ -415,7 +415,7 @@ class TaskRun(Future[T], Generic[T]):
             self._runner._on_cancelled(self, stopped)
         finally:
             with self._condition:
-                self._finish_cancelled(reason)
+                self._finish_cancelled()
             self._invoke_callbacks()  # type: ignore[attr-defined]
 
     # The stdlib's executor-side methods would change the Future's state
@@ -441,11 +441,11 @@ class TaskRun(Future[T], Generic[T]):
         # SerializationError.
         raise TypeError(f"cannot pickle {self!r}: pass its result() instead of the TaskRun")
 
-    def _finish_cancelled(self, reason: str) -> None:
-        # Called with self._condition held; the caller invokes the callbacks
-        # after releasing it, as Future.cancel() does. Mirrors cancel() followed
-        # by set_running_or_notify_cancel(), but is also valid from RUNNING.
-        self._cancel_reason = reason
+    def _finish_cancelled(self) -> None:
+        # Called with self._condition held, once _cancel_reason is set; the
+        # caller invokes the callbacks after releasing it, as Future.cancel()
+        # does. Mirrors cancel() followed by set_running_or_notify_cancel(),
+        # but is also valid from RUNNING.
         self._move(ST_CANCELLED)
         for waiter in self._w or ():
             waiter.add_cancelled(self)
@@ -511,7 +511,7 @@ class TaskRun(Future[T], Generic[T]):
         cond.acquire()
         try:
             if self._ending and announce is None:
-                return False  # another completion is announcing its end
+                return False  # ending elsewhere: an announced completion, a cancel() or a stop()
             if exc is None:
                 if not self._move(ST_SUCCEEDED):
                     return False
