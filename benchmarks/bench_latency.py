@@ -6,7 +6,16 @@ ProcessPoolExecutor ("fork", "spawn"), loky, pebble, mpire (``apply_async``).
 Threads: ThreadRunner against ThreadPoolExecutor. Round-robin repetitions,
 medians, ranges, and ratios of the medians (above 1: slower than the baseline).
 
-    python benchmarks/bench_latency.py [--trips 1000] [--reps 7]
+    python benchmarks/bench_latency.py [--trips 1000] [--reps 7] [--cpus 0]
+
+Where the threads run decides a round trip more than the executor does on a
+small VM: when the caller and the worker sit on different vCPUs, every
+hand-off wakes a halted vCPU (50-60 us here), and which contender gets that
+placement changes from run to run. ``--cpus 0`` pins this process and every
+process it starts (affinity is inherited) to CPU 0 before anything starts:
+then a round trip is each executor's own work plus two context switches, the
+figure to compare executors by. Without ``--cpus`` the scheduler decides, as
+it would for a user's program; run both.
 """
 
 from __future__ import annotations
@@ -50,9 +59,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trips", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--cpus", help="comma-separated CPUs to pin everything to, e.g. 0 (default: unpinned)")
     args = ap.parse_args()
     n = args.trips
-    print(f"{W} workers, {n} trips per repetition, cpus={os.cpu_count()}, Python {sys.version.split()[0]}\n")
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+    placement = sorted(os.sched_getaffinity(0))
+    print(
+        f"{W} workers, {n} trips per repetition, cpus={os.cpu_count()}, runs on CPUs {placement}"
+        f"{' (pinned)' if args.cpus else ''}, Python {sys.version.split()[0]}\n"
+    )
     bare = BarePipe()
     peers = [woflo_peer("woflo exec", W), *make_peers(W, ["PPE fork", "PPE spawn", "loky", "pebble", "mpire"])]
     try:
