@@ -9,7 +9,7 @@ import funcs
 import pytest
 from helpers import wait_for_file
 
-from woflo import RunState, SequentialRunner, TaskRun, ThreadRunner
+from woflo import AttemptRecord, RunState, SequentialRunner, TaskRun, ThreadRunner
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,6 +28,17 @@ def test_get_result_returns_the_exception_object() -> None:
         run.get_result(raise_exceptions=True)
     with pytest.raises(ValueError):
         run.result()
+
+
+def test_attempts_are_records_in_a_list_of_the_callers_own(tmp_path: Path) -> None:
+    run = SequentialRunner(retries=1).submit(funcs.fail_times, str(tmp_path / "n"), 1, "ok")
+    assert run.result() == "ok"
+    records = run.attempts
+    assert all(isinstance(r, AttemptRecord) for r in records)
+    assert [(r.number, r.outcome) for r in records] == [(1, "failed"), (2, "succeeded")]
+    assert isinstance(records[0].exception, OSError) and records[1].exception is None
+    records.clear()  # the caller's copy: the run keeps its history
+    assert [r.number for r in run.attempts] == [1, 2]
 
 
 def test_get_result_wait_false_and_timeout(tmp_path: Path) -> None:
