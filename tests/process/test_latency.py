@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import selectors
 import threading
 from typing import Any
 
 import pytest
-from funcs import add, block, touch
+from funcs import TASKLOG, add, block, log_records, touch
 from helpers import wait_for
 
 from woflo import ProcessRunner, SerializationError
@@ -63,33 +64,73 @@ def test_unpicklable_argument_of_a_direct_job_fails_once() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_direct_job_callbacks_on_manager_thread_start_before_done() -> None:
-    seen: list[tuple[str, object, bool]] = []
-    done = threading.Event()
-    pool: WorkerPool | None = None
-
-    def on_start(token: object, pid: int) -> None:
-        assert pool is not None
-        seen.append(("s", token, pool.on_manager_thread()))
-
-    def on_done(token: object, ok: bool, value: object, pid: int | None) -> None:
-        assert pool is not None
-        seen.append(("d", token, pool.on_manager_thread()))
-        if token == 50:
-            done.set()
-
-    pool = WorkerPool(2, on_start=on_start, on_done=on_done)
+def test_a_direct_job_is_started_by_the_submitting_thread_and_done_after() -> None:
+    # A lone job sent straight to an idle worker: the submitting thread fires
+    # its on_start (no manager wake-up for it), and its on_done comes after.
+    seen: list[tuple[str, object, int]] = []
+    pool = WorkerPool(
+        2,
+        on_start=lambda token, pid: seen.append(("s", token, threading.get_ident())),
+        on_done=lambda token, ok, value, pid: seen.append(("d", token, threading.get_ident())),
+    )
+    me = threading.get_ident()
     try:
         pool.submit(0, add, (1,), {})
-        wait_for(lambda: ("d", 0, True) in seen, timeout=30)
+        wait_for(lambda: any(n[:2] == ("d", 0) for n in seen), timeout=30)
         for token in range(1, 51):  # one at a time: each goes the direct way
             before = len(seen)
             pool.submit(token, add, (token,), {})
-            wait_for(lambda token=token: ("d", token, True) in seen, timeout=30)
-            assert seen[before:] == [("s", token, True), ("d", token, True)]
-        assert done.is_set()
+            wait_for(lambda token=token: any(n[:2] == ("d", token) for n in seen), timeout=30)
+            (start, done) = seen[before:]
+            assert start == ("s", token, me)
+            assert done[:2] == ("d", token)
     finally:
         pool.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_what_comes_while_a_direct_start_is_fired_waits_for_it() -> None:
+    # The submitting thread is still in on_start when the job's result and
+    # its log record reach the manager: the manager holds them back, and they
+    # are fired after on_start returns, in order, never alongside it.
+    seen: list[tuple[str, object]] = []
+    records: list[logging.LogRecord] = []
+    in_start = threading.Event()
+    pool: WorkerPool | None = None
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            seen.append(("l", record.getMessage()))
+
+    def on_start(token: object, pid: int) -> None:
+        assert pool is not None
+        seen.append(("s", token))
+        if token == "watched":
+            in_start.set()
+            # Until the manager has read both the record and the result.
+            wait_for(lambda: len(pool._state.announcing.get(token, ())) == 2, timeout=30)
+
+    def on_done(token: object, ok: bool, value: object, pid: int | None) -> None:
+        seen.append(("d", token))
+
+    handler = Keep(logging.INFO)
+    logger = logging.getLogger(TASKLOG)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # the worker drops records below the parent's level
+    pool = WorkerPool(1, on_start=on_start, on_done=on_done)
+    try:
+        pool.submit("warm", add, (1,), {})
+        wait_for(lambda: ("d", "warm") in seen, timeout=30)
+        pool.submit("watched", log_records, (1, "from the task"), {})
+        wait_for(lambda: ("d", "watched") in seen, timeout=30)
+        assert seen[-3:] == [("s", "watched"), ("l", "from the task 0"), ("d", "watched")]
+        assert in_start.is_set()
+        assert pool._state.announcing == {}
+    finally:
+        pool.shutdown()
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
 
 
 def test_prefetch_survives_zero_durations() -> None:

@@ -67,7 +67,11 @@ def test_stop_of_a_run_whose_result_is_on_its_way_fails_no_other_run(tmp_path: P
     # was running B. B must run again elsewhere, not fail with WorkerCrashed.
     sx, rx, sa, ra, sb, rb = (str(tmp_path / n) for n in ("sx", "rx", "sa", "ra", "sb", "rb"))
     with ProcessRunner(1) as ex:
-        _warm(ex)
+        # Up to 4 ahead: a and b are sent behind x whether the manager sees
+        # them together or one at a time (a worker holding more than
+        # prefetch // 2 jobs is refilled in bulk only, so with 3, an a sent
+        # alone kept b in the queue).
+        _warm(ex, prefetch=4)
         gate, in_callback = threading.Event(), threading.Event()
 
         def stall(_: object) -> None:

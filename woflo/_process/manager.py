@@ -124,7 +124,7 @@ class Manager:
 
     def run(self) -> None:
         """Serve the workers until the pool is shut down and every worker is reaped; then close."""
-        st, sel, dispatch, fire = self._state, self._sel, self._dispatch, self._fire
+        st, sel, dispatch, fire = self._state, self._sel, self._dispatch, self.fire
         try:
             while True:
                 timeout = self._next_deadline()
@@ -135,8 +135,6 @@ class Manager:
                         timeout = 0.0
                 out: list[Notice] = []
                 events = sel.select(timeout)
-                if st.direct:  # read without the lock: a hint, the lock is taken to act on it
-                    self._announce(out)
                 for key, _ in events:
                     w = key.data
                     if w is None:
@@ -152,6 +150,8 @@ class Manager:
                 if self._ended:  # read without the lock: a stream that ends now pokes us again
                     self._take_streams(out)
                 dispatch(out)
+                if st.announcing and out:  # read without the lock: a hint, the lock is taken to act on it
+                    out = self._hold_back(out)
                 fire(out)
                 # st.shutdown read without the lock: shutdown() sets it, then
                 # pokes, so a turn always follows that sees it. Until then the
@@ -165,16 +165,21 @@ class Manager:
         finally:
             self._close()
 
-    def _announce(self, out: list[Notice]) -> None:
-        # Jobs that submitting threads sent straight to idle workers (see
-        # WorkerPool.submit) start now: on_start fires, the timeout counts.
-        # First in the turn, so that a result read in this turn comes after.
+    def _hold_back(self, out: list[Notice]) -> list[Notice]:
+        # The notices of a job whose start a submitting thread is still firing
+        # (PoolState.announcing) wait for it: that thread fires them after.
         st = self._state
+        kept: list[Notice] = []
         with st.lock:
-            now = time.monotonic()
-            for w in st.direct:
-                start_head(w, out, now)
-            st.direct.clear()
+            announcing = st.announcing
+            for notice in out:
+                token = notice[1].token if notice[0] == "s" else notice[1]
+                held = announcing.get(token) if token is not None else None
+                if held is None:
+                    kept.append(notice)
+                else:
+                    held.append(notice)
+        return kept
 
     def _stream_ended(self, w: Worker) -> None:
         # A stream's thread: hand the worker over to the manager thread.
@@ -240,7 +245,8 @@ class Manager:
                     w.stop(self._sel)
             return not st.workers
 
-    def _fire(self, out: list[Notice]) -> None:
+    def fire(self, out: list[Notice]) -> None:
+        """Fire the callbacks of ``out``'s notices, in order; a callback's exception is logged."""
         on_start, on_done = self._on_start, self._on_done
         for item in out:
             try:

@@ -20,6 +20,7 @@ import atexit
 import os
 import selectors
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +76,10 @@ class WorkerPool:
 
     Callbacks run on the manager thread, never under a pool lock; they may call
     ``submit`` and ``kill``. They must be quick: they delay every other job.
+    One exception: a job that ``submit`` sent straight to an idle worker has
+    its ``on_start`` called by the submitting thread, inside ``submit``, and
+    whatever else arrives for that job meanwhile is called by that thread
+    after it. A job's callbacks never overlap, and ``on_start`` comes first.
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class WorkerPool:
         )
         self._pid = os.getpid()  # a "fork" worker inherits a copy of this pool: not its own
         self._on_sent = on_sent
+        self._on_start = on_start
         self._thread = threading.Thread(target=self._run, name="woflo-pool-manager", daemon=True)
         self._thread.start()
         self._manager_ident = self._thread.ident
@@ -222,21 +228,47 @@ class WorkerPool:
                     sent = os.write(w.in_w, frame) == len(frame)  # <= PIPE_BUF: all or nothing
                 except OSError:  # full (cannot be: the worker read all it was sent) or the worker is gone
                     sent = False
-            if sent:
-                assert w is not None
-                job.state = SENT
-                job.worker = w
-                w.inflight.append(job)
-                if w.budget is not None:
-                    w.budget -= 1
-                st.direct.append(w)
-            else:
+            if not sent:
                 job.state = PENDING
                 st.pending.appendleft(job)  # it was first in line: nothing was queued when it came
-            st.new = True
-            if not st.awake:
-                st.awake = True
-                st.wakeup.poke()
+                st.new = True
+                if not st.awake:
+                    st.awake = True
+                    st.wakeup.poke()
+                return
+            assert w is not None
+            job.state = SENT
+            job.worker = w
+            w.inflight.append(job)
+            if w.budget is not None:
+                w.budget -= 1
+            # It starts now (the worker was idle), and this thread says so:
+            # waking the manager only to fire on_start cost a thread switch
+            # per job. The manager holds back the job's other notices until
+            # on_start has returned (PoolState.announcing).
+            job.started = True
+            job.t_start = time.monotonic()
+            st.announcing[job.token] = []
+            pid = w.pid
+        self._announce_start(job, pid)
+
+    def _announce_start(self, job: Job, pid: int) -> None:
+        # on_start for a job this thread sent, then whatever the manager held
+        # back for it meanwhile (its result, its log records), in order; the
+        # manager fires the job's notices itself once it is out of announcing.
+        st = self._state
+        try:
+            if not job.killed:
+                self._on_start(job.token, pid)
+        finally:
+            while True:
+                with st.lock:
+                    held = st.announcing[job.token]
+                    if not held:
+                        del st.announcing[job.token]
+                        break
+                    st.announcing[job.token] = []
+                self._manager.fire(held)
 
     def kill(self, token: object) -> bool:
         """Drop a queued job or SIGKILL the worker running it (and its process group).

@@ -22,7 +22,10 @@ from ``PoolState.table`` first (``claim``): a job is ended once.
 The manager thread collects what a loop turn decided as notices, fired as
 callbacks at the end of the turn, outside the lock: ``("s", job, pid)`` (the
 job started, by the pool's estimate) and ``("d", token, ok, value, pid)`` (it
-ended; ``pid`` is None if it never reached a worker).
+ended; ``pid`` is None if it never reached a worker). One exception: a job
+that a submitting thread sent straight to an idle worker has its start fired
+by that thread (``announcing``), which then fires what the manager held back
+for it meanwhile.
 """
 
 from __future__ import annotations
@@ -122,10 +125,12 @@ class PoolState:
         self.ready = 0  # live workers whose initializer finished; read without the lock as a hint
         self.awake = False  # the manager will look at the queue without a poke
         self.new = False  # the queue changed since the manager last looked
-        # Workers a submitting thread sent a job to directly (see
-        # WorkerPool.submit): the manager announces their heads (``start_head``),
-        # so on_start is always fired by the manager thread, before on_done.
-        self.direct: list[Worker] = []
+        # Jobs (by token) that a submitting thread sent straight to an idle
+        # worker and whose on_start it is firing itself (see WorkerPool.submit).
+        # The manager holds back their later notices in the list, and that
+        # thread fires them once its on_start returned: the callbacks of one
+        # job never overlap, and come in order.
+        self.announcing: dict[object, list[Notice]] = {}
         self.wakeup = Wakeup()
 
     def claim(self, job: Job) -> bool:
