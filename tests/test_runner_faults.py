@@ -583,3 +583,44 @@ def test_sequential_ctrl_c_in_a_task_reaches_the_caller_and_ends_the_run() -> No
             done.append(ex.submit(_interrupt))
         assert not done
         assert not ex.active_runs()  # the interrupted run ended: nothing is left pending
+
+
+@pytest.mark.timeout(60)
+def test_shutdown_never_sees_a_worker_thread_that_has_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A thread was counted, then started outside the pool lock: a
+    # shutdown(wait=True) on another thread in between joined it and raised
+    # "cannot join thread before it is started" (found once in twenty runs
+    # of test_breaker2). Here the start of the runner's second thread is
+    # held, and the runner's thread set is looked at meanwhile, as
+    # close_workers does: under the pool lock.
+    real_start = threading.Thread.start
+    in_start, let_start, busy = threading.Event(), threading.Event(), threading.Event()
+
+    def held_start(thread: threading.Thread) -> None:
+        if thread.name == "held_1":
+            in_start.set()
+            assert let_start.wait(30)
+        real_start(thread)
+
+    runner = ThreadRunner(2, thread_name_prefix="held")
+    submitter: threading.Thread | None = None
+    try:
+        first = runner.submit(busy.wait, 30)  # thread held_0, kept busy
+        monkeypatch.setattr(threading.Thread, "start", held_start)
+        submitter = threading.Thread(target=lambda: runner.submit(abs, -2), name="submitter")
+        submitter.start()
+        assert in_start.wait(30)  # the submitting thread is starting held_1
+        if runner._pool_lock.acquire(blocking=False):  # else: held while starting, as it should be
+            try:
+                unstarted = [t.name for t in runner._threads if t.ident is None]
+            finally:
+                runner._pool_lock.release()
+            assert unstarted == [], "a thread counted before it started: shutdown(wait=True) would fail to join it"
+    finally:
+        let_start.set()
+        busy.set()
+        monkeypatch.undo()
+        if submitter is not None:
+            submitter.join(30)
+        runner.shutdown(wait=True)
+    assert first.result(timeout=30) is True

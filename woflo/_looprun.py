@@ -290,6 +290,7 @@ class LoopTaskRun(TaskRun[T]):
             if cbs is not None:
                 _schedule((cbs, self._loop, None), self)
             return
+        interrupted: BaseException | None = None
         for callback in cbs:
             if type(callback) is tuple:
                 _schedule(callback, self)
@@ -298,6 +299,11 @@ class LoopTaskRun(TaskRun[T]):
                 callback(self)
             except Exception:
                 _LOGGER.exception("exception calling callback for %r", self)
+            except BaseException as exc:  # as TaskRun's: the others still run
+                if interrupted is None:
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _invoke_callbacks_at_end(self) -> None:
         # The run succeeded or failed on its loop's thread, at the very end of

@@ -333,8 +333,9 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._watch, name="woflo-progress", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._watch, name="woflo-progress", daemon=True)
+            thread.start()  # kept only once started: __exit__ joins it
+            self._thread = thread
         return self
 
     def __exit__(

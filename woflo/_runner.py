@@ -21,6 +21,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import logging
+import operator
 import threading
 import time
 import weakref
@@ -59,6 +61,7 @@ TimerKind = Literal["timeout", "deadline", "retry"]
 # enabled at INFO). Emitter.emit then decides precisely.
 _structlog = structlog_switch()
 _stdlib = stdlib_switch()
+_log = logging.getLogger("woflo")
 
 
 class _Control:
@@ -250,13 +253,25 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             # are) is cancelled before its inputs, so it ends cancelled, not
             # failed with UpstreamFailed by their cancellation.
             runs = list(reversed(self.__active))
-        if stop_running:
-            reason = f"stopped by {self._stop_reason or 'shutdown(stop_running=True)'}"
+        # A done-callback may raise SystemExit or KeyboardInterrupt as its run
+        # is cancelled here: every other run is still stopped or cancelled,
+        # and then the first such exception is raised, without waiting.
+        interrupted: BaseException | None = None
+        if stop_running or cancel_futures:
+            if stop_running:
+                reason = f"stopped by {self._stop_reason or 'shutdown(stop_running=True)'}"
+                end = operator.methodcaller("_stop_because", reason)
+            else:
+                reason = "cancelled by shutdown(cancel_futures=True) before it started"
+                end = operator.methodcaller("_cancel_because", reason)
             for run in runs:
-                run._stop_because(reason)
-        elif cancel_futures:
-            for run in runs:
-                run._cancel_because("cancelled by shutdown(cancel_futures=True) before it started")
+                try:
+                    end(run)
+                except BaseException as exc:
+                    if interrupted is None:
+                        interrupted = exc
+        if interrupted is not None:
+            wait = False
         if wait:
             for run in runs:
                 run.wait()
@@ -266,6 +281,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
                 idle = not self.__active
             if idle:
                 self._close_all(wait=False)
+        if interrupted is not None:
+            raise interrupted
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         # Ctrl-C in a with block should stop the work now, not wait for it.
@@ -407,8 +424,31 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         """Report an error in the runner's own machinery (not a task's): a worker set-up, a callback.
 
         Logged as ``woflo.internal_error`` through structlog when it is
-        configured; never raised, so the thread that met it carries on.
+        configured, else on the standard library's ``woflo`` logger (ERROR);
+        never raised, so the thread that met it carries on.
         """
+        _report_error(exc)
+
+    @staticmethod
+    def survive(attempt: Attempt, exc: BaseException) -> None:
+        """For a backend's own thread: ``exc`` came out of ``attempt``'s `begin`, `succeed` or `fail`.
+
+        Those call user code: logging handlers (``attempt.started``, the
+        run's last event) and, as the run ends, its done-callbacks, which may
+        raise ``SystemExit`` or ``KeyboardInterrupt`` (the stdlib lets those
+        through; other exceptions are logged where they happen). On the
+        submitting thread let it propagate; on a thread of the backend's own
+        (a worker thread, an event loop, a delivery thread) call this instead
+        and carry on serving: a thread that died of it would shrink the pool
+        for good. The attempt is failed with ``exc`` if it is not settled yet
+        (a handler raised in `begin`: the run must not stay running for
+        ever), and ``exc`` is reported with `report_internal_error`.
+        """
+        if not attempt.settled:
+            try:
+                attempt.fail(exc)
+            except BaseException as again:  # its own callbacks raised too: the run has ended all the same
+                _report_error(again)
         _report_error(exc)
 
     # -- the attempt loop ---------------------------------------------------------
@@ -867,6 +907,9 @@ def _report_error(exc: BaseException) -> None:
         import structlog
 
         structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
+    else:
+        # Never silent: without structlog, on the stdlib's woflo logger.
+        _log.error("woflo.internal_error: %s", type(exc).__name__, exc_info=exc)
 
 
 def _no_call(*args: Any, **kwargs: Any) -> Any:

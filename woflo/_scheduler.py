@@ -96,8 +96,9 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                thread.start()  # kept only once started: close() joins it
+                self._thread = thread
             heap = self._heap
             heapq.heappush(heap, (when, seq, timer))
             if len(heap) >= self._compact_at:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import threading
 from collections.abc import Callable, Generator
@@ -39,6 +40,8 @@ AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped
 T = TypeVar("T")
 
 _OVER = (FINISHED, CANCELLED_AND_NOTIFIED)
+# The stdlib Future's logger, for what a done-callback raises.
+_LOGGER = logging.getLogger("concurrent.futures")
 
 # concurrent.futures' own words for a Future's states (its __repr__).
 _STATE_WORDS = {PENDING: "pending", RUNNING: "running", CANCELLED_AND_NOTIFIED: "cancelled", FINISHED: "finished"}
@@ -420,7 +423,7 @@ class TaskRun(Future[T], Generic[T]):
         finally:
             with self._condition:
                 self._finish_cancelled()
-            self._invoke_callbacks()  # type: ignore[attr-defined]
+            self._invoke_callbacks()
 
     # The stdlib's executor-side methods would change the Future's state
     # behind the run's own (see _move): a run is ended by its runner only,
@@ -541,7 +544,25 @@ class TaskRun(Future[T], Generic[T]):
     def _invoke_callbacks_at_end(self) -> None:
         # Called by _succeed/_fail, which only the runner calls, at the end of
         # an attempt's work (see LoopTaskRun for why that matters).
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        # As the stdlib's Future: each callback in turn, an Exception logged
+        # on the ``concurrent.futures`` logger. Unlike it, a callback raising
+        # SystemExit or KeyboardInterrupt does not skip the ones after it (a
+        # run waiting for this one as its input, a wait() or as_completed()):
+        # every callback runs, then the first such exception is raised.
+        interrupted: BaseException | None = None
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:
+                _LOGGER.exception("exception calling callback for %r", self)
+            except BaseException as exc:
+                if interrupted is None:
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _notify_waiters(self, event: str) -> None:
         # Called with the condition held, only when someone waits: the common

@@ -287,6 +287,14 @@ class AsyncRunner(Runner):
                 attempt.fail(exc)
             else:
                 attempt.succeed(value)
+        except BaseException as exc:
+            # A done-callback's or logging handler's SystemExit or
+            # KeyboardInterrupt. On a borrowed loop it propagates, as asyncio
+            # lets those out of a task; the runner's own loop serves on (it
+            # would otherwise stop, and every run on it hang).
+            if not self._owned or isinstance(exc, asyncio.CancelledError):
+                raise
+            Runner.survive(attempt, exc)
         finally:
             if self._limit is not None:
                 self._release()

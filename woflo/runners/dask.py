@@ -394,22 +394,27 @@ class DaskRunner(Runner):
 
     def _report(self, batch: list[tuple[Attempt | None, Any]]) -> None:
         finished: list[tuple[Attempt, Any]] = []
+        # Each settle in its own try: what a done-callback raises (SystemExit)
+        # must not keep the rest of the batch from being delivered.
         for attempt, future in batch:
             if attempt is None or attempt.settled:  # stopped or timed out: its late result is dropped
                 continue
-            status = future.status
-            if status == "finished":
-                if attempt.run._on_cluster:  # type: ignore[attr-defined]
-                    # Consumed on the cluster: the value is fetched only if asked for.
-                    attempt.succeed(_OnCluster(future))
+            try:
+                status = future.status
+                if status == "finished":
+                    if attempt.run._on_cluster:  # type: ignore[attr-defined]
+                        # Consumed on the cluster: the value is fetched only if asked for.
+                        attempt.succeed(_OnCluster(future))
+                    else:
+                        finished.append((attempt, future))
+                elif status == "error":
+                    self._fail(attempt, future.exception(), future.traceback())
                 else:
-                    finished.append((attempt, future))
-            elif status == "error":
-                self._fail(attempt, future.exception(), future.traceback())
-            else:
-                # Cancelled or lost by someone else than woflo (a client.restart,
-                # a closed client): the attempt did not run to its end.
-                attempt.fail(WorkerCrashed(f"Dask reported task {future.key!r} as {status}"), outcome="crashed")
+                    # Cancelled or lost by someone else than woflo (a client.restart,
+                    # a closed client): the attempt did not run to its end.
+                    attempt.fail(WorkerCrashed(f"Dask reported task {future.key!r} as {status}"), outcome="crashed")
+            except BaseException as raised:
+                self.survive(attempt, raised)
         if not finished:
             return
         try:
@@ -419,14 +424,20 @@ class DaskRunner(Runner):
             # only that attempt fails.
             for attempt, future in finished:
                 try:
-                    value = future.result()
-                except BaseException as exc:
-                    self._fail(attempt, exc, None)
-                else:
-                    attempt.succeed(value)
+                    try:
+                        value = future.result()
+                    except BaseException as exc:
+                        self._fail(attempt, exc, None)
+                    else:
+                        attempt.succeed(value)
+                except BaseException as raised:
+                    self.survive(attempt, raised)
             return
         for (attempt, _), value in zip(finished, values, strict=True):
-            attempt.succeed(value)
+            try:
+                attempt.succeed(value)
+            except BaseException as raised:
+                self.survive(attempt, raised)
 
     def _fail(self, attempt: Attempt, exc: BaseException, tb: Any) -> None:
         if isinstance(exc, self._killed_worker):

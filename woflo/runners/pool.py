@@ -202,6 +202,10 @@ class PoolRunner(Runner):
             else:
                 # A pool that lost a worker: the attempt crashed, not the task.
                 attempt.fail(exc, "crashed" if isinstance(exc, BrokenProcessPool) else "failed")
+        except BaseException as raised:
+            # A done-callback's SystemExit: not into the executor's thread,
+            # which it would end (the stdlib's workers die of it).
+            Runner.survive(attempt, raised)
         finally:
             delivering.active = False
 

@@ -156,6 +156,7 @@ class ThreadRunner(Runner):
     def _fail_queued(self) -> None:
         """Fail every attempt still queued with `BrokenThreadRunner` (the runner is broken)."""
         stops = 0
+        interrupted: BaseException | None = None
         while True:
             try:
                 attempt = self._queue.get_nowait()
@@ -163,11 +164,17 @@ class ThreadRunner(Runner):
                 break
             if attempt is None:
                 stops += 1  # a shutdown's stop signal: put back for a worker below
-            else:
+                continue
+            try:
                 # Never retried: a BrokenRunner ends its run (see Runner).
                 attempt.fail(self._broken_error())
+            except BaseException as exc:  # a done-callback's SystemExit: every other run ends too
+                if interrupted is None:
+                    interrupted = exc
         for _ in range(stops):
             self._queue.put(None)
+        if interrupted is not None:
+            raise interrupted
 
     def reserve_thread(self) -> None:
         """Start one more worker thread now, on the caller's thread, if below ``max_workers``.
@@ -204,8 +211,18 @@ class ThreadRunner(Runner):
                 name=f"{self._prefix}_{number}",
                 daemon=True,
             )
+            # Counted before it starts (its first task may ask whether it
+            # runs on one of ours: shutdown(wait=True) inside a task), and
+            # started under the lock: close_workers, which lists the threads
+            # under it, must never see one not started yet (join() raises on
+            # it), nor keep one that could not start (Python 3.12+ refuses
+            # new threads at interpreter shutdown).
             self._threads.add(thread)
-        thread.start()
+            try:
+                thread.start()
+            except BaseException:
+                self._threads.discard(thread)
+                raise
 
     @staticmethod
     def _work(ref: weakref.ref[ThreadRunner], jobs: queue.SimpleQueue[Attempt | None]) -> None:
@@ -222,7 +239,10 @@ class ThreadRunner(Runner):
                     if self._broken is None:
                         self._broken = exc
                 self.report_internal_error(exc)
-                self._fail_queued()
+                try:
+                    self._fail_queued()
+                except BaseException as raised:  # a done-callback's: this thread ends here anyway
+                    self.report_internal_error(raised)
                 return
         del self  # never held while waiting for work: a runner may be dropped meanwhile
         get, name = jobs.get, me.name
@@ -232,16 +252,22 @@ class ThreadRunner(Runner):
                 break
             attempt.handle = me
             fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs
-            if attempt.begin(name):
-                try:
-                    # What the task logs carries its run (see woflo/_tasklog.py).
-                    value = call_bound(attempt, fn, args, kwargs)
-                except BaseException as exc:
-                    attempt.handle = None
-                    attempt.fail(exc)
-                else:
-                    attempt.handle = None
-                    attempt.succeed(value)
+            try:
+                if attempt.begin(name):
+                    try:
+                        # What the task logs carries its run (see woflo/_tasklog.py).
+                        value = call_bound(attempt, fn, args, kwargs)
+                    except BaseException as exc:
+                        attempt.handle = None
+                        attempt.fail(exc)
+                    else:
+                        attempt.handle = None
+                        attempt.succeed(value)
+            except BaseException as exc:
+                # A done-callback's or logging handler's SystemExit: this
+                # thread serves on (a dead one would shrink the pool for good).
+                attempt.handle = None
+                Runner.survive(attempt, exc)
             # Not kept until the next attempt: a result its caller dropped must
             # be freed, and a finished run's arguments too.
             attempt = value = None

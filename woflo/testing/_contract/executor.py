@@ -117,6 +117,34 @@ class ExecutorContract(ContractBase):
         run.add_done_callback(lambda r: late.append(r.result()))
         assert seen == [2] and late == [2]
 
+    @pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+    def test_a_callback_raising_systemexit_skips_no_callback_and_ends_no_worker(
+        self, make: Any, kind: RunnerKind, tmp_path: Path, raised: type[BaseException]
+    ) -> None:
+        # The stdlib lets SystemExit and KeyboardInterrupt out of a
+        # done-callback: they skipped the callbacks after it (a run waiting
+        # for this one) and ended the thread that ran it (a worker, the
+        # event loop), which then served nothing any more.
+        if kind.inline:
+            pytest.skip("the run ends inside submit, on the caller's thread: the exception reaches it (as the stdlib)")
+        ex = make(max_workers=1) if kind.sized else make()
+        started, release = str(tmp_path / "started"), tmp_path / "release"
+        run = ex.submit(tasks.block, started, str(release))
+        wait_running(run, started)
+        after: list[Any] = []
+
+        def bad(_: Any) -> None:
+            raise raised("from a done-callback")
+
+        run.add_done_callback(bad)
+        run.add_done_callback(lambda r: after.append(r.result()))
+        release.touch()
+        assert run.result(timeout=30) == "released"
+        wait_for(lambda: after == ["released"], 30, "the callback after the one that raised")
+        # The thread that ended the run serves on: with one worker, a dead one would hang these.
+        assert [ex.submit(tasks.add, i, 1).result(timeout=30) for i in range(3)] == [1, 2, 3]
+        ex.shutdown(wait=True)
+
     def test_asyncio_interop(self, make: Any) -> None:
         ex = make()
 
