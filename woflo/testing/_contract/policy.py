@@ -16,6 +16,21 @@ from woflo.testing._kind import RunnerKind
 from woflo.testing._wait import wait_for
 
 
+def _outlasting(ex: Any, kind: RunnerKind, tmp_path: Path, release: Path, *, retried: bool = False) -> Any:
+    """A run of ``ex`` whose attempts outlast a 0.3 s timeout: they wait for ``release`` to exist.
+
+    On an inline runner, where the task runs inside ``submit`` and the
+    timeout is checked when it returns, each attempt sleeps 0.5 s instead.
+    Where a timeout cannot interrupt and attempts are ``retried``, an
+    abandoned attempt keeps its worker, which the next attempt may need:
+    each gives up waiting after 3 s, ten times the timeout.
+    """
+    if kind.inline:
+        return ex.submit(tasks.sleep_then, 0.5)
+    patience = 3.0 if retried and not kind.interrupts else 60.0
+    return ex.submit(tasks.block, str(tmp_path / "started"), str(release), patience)
+
+
 class PolicyContract(ContractBase):
     """Retries, timeouts and deadlines."""
 
@@ -72,23 +87,33 @@ class PolicyContract(ContractBase):
             run.result(timeout=30)
         assert len(run.attempts) == 3
 
-    def test_timeout_fails_the_attempt(self, make: Any, kind: RunnerKind) -> None:
+    def test_timeout_fails_the_attempt(self, make: Any, kind: RunnerKind, tmp_path: Path) -> None:
         ex = make(timeout=0.3)
-        # Where a timeout interrupts, the task would sleep longer than result()
-        # waits: the run can only end with AttemptTimeout if the attempt was stopped.
-        run = ex.submit(tasks.sleep_then, 60 if kind.interrupts else 0.5)
-        with pytest.raises(AttemptTimeout) as info:
-            run.result(timeout=30)
+        # The task waits until the test has seen the run end: it can only end
+        # with AttemptTimeout, however late the timer fires on a busy machine.
+        release = tmp_path / "release"
+        run = _outlasting(ex, kind, tmp_path, release)
+        try:
+            with pytest.raises(AttemptTimeout) as info:
+                run.result(timeout=30)
+        finally:
+            release.touch()  # a runner that cannot interrupt gets its thread back
         assert isinstance(info.value, TimeoutError)
         assert [a.outcome for a in run.attempts] == ["timed_out"]
-        assert ex.submit(tasks.add, 1, 1).result(timeout=30) == 2
+        # The runner carries on (a process runner with a new worker). Not
+        # under the 0.3 s timeout: a busy machine may take longer than that
+        # to get even this call through a worker that was just started.
+        assert ex.submit(task(timeout=60)(tasks.add), 1, 1).result(timeout=30) == 2
 
-    def test_timed_out_attempts_are_retried(self, make: Any, kind: RunnerKind) -> None:
+    def test_timed_out_attempts_are_retried(self, make: Any, kind: RunnerKind, tmp_path: Path) -> None:
         ex = make(timeout=0.3, retries=2)
-        # Long enough that a timer fired late on a busy machine still beats it.
-        run = ex.submit(tasks.sleep_then, 60 if kind.interrupts else 0.6)
-        with pytest.raises(AttemptTimeout):
-            run.result(timeout=30)
+        release = tmp_path / "release"
+        run = _outlasting(ex, kind, tmp_path, release, retried=True)
+        try:
+            with pytest.raises(AttemptTimeout):
+                run.result(timeout=30)
+        finally:
+            release.touch()
         assert [a.outcome for a in run.attempts] == ["timed_out"] * 3
 
     def test_fast_attempts_are_not_timed_out(self, make: Any) -> None:
