@@ -482,7 +482,13 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         finally:
             lock.release()
         if _structlog.is_configured or _stdlib.enabled:
-            self.__events.emit("task.submitted", run)
+            try:
+                self.__events.emit("task.submitted", run)
+            except BaseException as exc:
+                # A handler's KeyboardInterrupt: the run must not stay
+                # pending among the active ones (shutdown would wait for it).
+                self._finish(run, None, exc)
+                raise
         if self.__submit_callbacks:
             self.__notify_submitted(run)
         # Runs among the arguments: wait for them (woflo/_inputs.py). The
@@ -504,9 +510,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         try:
             self.start_attempt(attempt)
         except BaseException as exc:
-            attempt.fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            self._start_failed(attempt, exc)
         return run
 
     def __notify_submitted(self, run: TaskRun[Any]) -> None:
@@ -582,11 +586,27 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         try:
             self.start_attempt(attempt)
         except BaseException as exc:
+            self._start_failed(attempt, exc)
+
+    def _start_failed(self, attempt: Attempt, exc: BaseException) -> None:
+        """``start_attempt(attempt)`` raised ``exc``: fail the attempt; raise ``exc`` unless an `Exception`.
+
+        An `Exception` is the backend's: the attempt fails with it and the
+        policy may retry. A ``KeyboardInterrupt`` or ``SystemExit`` came from
+        user code run while starting (Ctrl-C, a logging handler, an inline
+        run's done-callback): the caller is interrupted too. If the backend
+        had handed the attempt over already (a process worker runs it), it
+        is stopped, so the failed run leaves no work behind holding a worker.
+        """
+        ours = not attempt.settled
+        try:
             attempt.fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                # Ctrl-C while starting it (an inline runner runs the task right
-                # here): the run has ended, and the caller is interrupted too.
-                raise
+        finally:
+            if ours:
+                with contextlib.suppress(Exception):
+                    self.stop_attempt(attempt)
+        if not isinstance(exc, Exception):
+            raise exc
 
     def _launch_gated(self, run: TaskRun[Any], control: _Control, number: int) -> None:
         """Attempt ``number``, once its limits give it a slot (now, or when one frees)."""
@@ -606,9 +626,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         try:
             self.start_attempt(attempt)
         except BaseException as exc:
-            attempt.fail(exc)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
+            self._start_failed(attempt, exc)
 
     def _on_wait(self, attempt: Attempt, reason: WaitReason, limit: Limit) -> None:
         if _structlog.is_configured or _stdlib.enabled:
@@ -694,12 +712,27 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             duration, started_at = time.monotonic() - started, attempt.started_at
         number, worker = attempt.number, attempt.worker
         run._records.append((number, started_at, duration, outcome, exc, worker))
-        if exc is None:
-            if _structlog.is_configured or _stdlib.enabled:
-                self.__events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
-        else:
-            event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
-            self.__events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
+        try:
+            if exc is None:
+                if _structlog.is_configured or _stdlib.enabled:
+                    self.__events.emit("attempt.succeeded", run, attempt=number, worker=worker, duration_s=duration)
+            else:
+                event = "attempt.timed_out" if outcome == "timed_out" else "attempt.failed"
+                self.__events.emit(event, run, attempt=number, worker=worker, duration_s=duration, exception=exc)
+        except BaseException as raised:
+            # A logging handler's KeyboardInterrupt (emit lets only that kind
+            # through): the attempt is settled, so its run must still end or
+            # retry, or it would stay running for ever; then it is raised.
+            try:
+                self._after_attempt(attempt, run, number, value, exc)
+            finally:
+                raise raised  # once the run has moved on
+        self._after_attempt(attempt, run, number, value, exc)
+
+    def _after_attempt(
+        self, attempt: Attempt, run: TaskRun[Any], number: int, value: Any, exc: BaseException | None
+    ) -> None:
+        """What follows a recorded attempt: end the run, or ask the policy for the next attempt."""
         control = self.__active.get(run)
         if control is None:
             return  # the run ended meanwhile (stopped): the record is all that is left
@@ -742,16 +775,20 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if not run._set_retrying():
             return  # stopped meanwhile
         state.prepare_for_next_attempt()
-        self.__events.emit("task.retrying", run, attempt=number, wait_s=wait, next_attempt=number + 1)
-        if wait <= 0:
-            self._relaunch(run, control, number + 1)
-        else:
-            try:
-                control.wait = self.call_later(wait, lambda: self._relaunch(run, control, number + 1), "retry")
-            except RuntimeError:
-                if run.done():
-                    return  # stopped meanwhile, and the runner closed its timers since
-                raise
+        try:
+            self.__events.emit("task.retrying", run, attempt=number, wait_s=wait, next_attempt=number + 1)
+        finally:
+            # Even past a handler's KeyboardInterrupt: a run left retrying
+            # with no next attempt would never end.
+            if wait <= 0:
+                self._relaunch(run, control, number + 1)
+            else:
+                try:
+                    control.wait = self.call_later(wait, lambda: self._relaunch(run, control, number + 1), "retry")
+                except RuntimeError:
+                    if not run.done():
+                        raise
+                    # else: stopped meanwhile, and the runner closed its timers since
 
     def _finish(self, run: TaskRun[Any], value: Any, exc: BaseException | None) -> None:
         # dict.pop is atomic: of this and a concurrent stop() one gets the control.

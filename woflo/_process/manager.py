@@ -245,9 +245,16 @@ class Manager:
                     w.stop(self._sel)
             return not st.workers
 
-    def fire(self, out: list[Notice]) -> None:
-        """Fire the callbacks of ``out``'s notices, in order; a callback's exception is logged."""
+    def fire(self, out: list[Notice], *, caller: bool = False) -> None:
+        """Fire the callbacks of ``out``'s notices, in order; a callback's exception is logged.
+
+        With ``caller=True`` (a submitting thread firing what was held back
+        for its job), a ``KeyboardInterrupt`` or ``SystemExit`` is raised
+        once every notice has been fired instead: that thread is the
+        caller's, which a Ctrl-C must reach.
+        """
         on_start, on_done = self._on_start, self._on_done
+        interrupted: BaseException | None = None
         for item in out:
             try:
                 if item[0] == "s":
@@ -258,10 +265,16 @@ class Manager:
                     reemit(item[1], item[2], item[3])
                 else:
                     on_done(item[1], item[2], item[3], item[4])
-            except BaseException:
+            except BaseException as exc:
+                if caller and not isinstance(exc, Exception):
+                    if interrupted is None:
+                        interrupted = exc
+                    continue
                 # User code runs here (done-callbacks, event processors): a
                 # SystemExit from it must not end the thread every run needs.
                 _log.exception("woflo: a process pool callback raised")
+        if interrupted is not None:
+            raise interrupted
 
     def _handle(self, w: Worker, frames: list[tuple[int, int, Any]], out: list[Notice]) -> None:
         if not frames:

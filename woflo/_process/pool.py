@@ -195,9 +195,9 @@ class WorkerPool:
         or not at all) to a worker that is still idle while no batch of the
         manager's is being pickled (so job ids reach each worker in
         increasing order). Otherwise, or if the write fails, the job goes to
-        the front of the queue, pickled already. The manager thread still
-        announces the job's start (``st.direct``): ``on_start`` and
-        ``on_done`` are fired by one thread, in that order.
+        the front of the queue, pickled already. A job sent here has its
+        ``on_start`` fired by this thread (`_announce_start`), and what the
+        manager gets for it meanwhile is fired after it, in order.
         """
         st = self._state
         on_sent = self._on_sent
@@ -206,6 +206,7 @@ class WorkerPool:
                 st.taken.discard(job)
                 if st.claim(job):
                     job.killed = True
+                self._taken_dropped()
             return
         dispatcher = self._dispatcher
         dispatcher.prepickle(job)
@@ -216,6 +217,7 @@ class WorkerPool:
         with st.lock:
             st.taken.discard(job)
             if job.killed:  # by kill() or shutdown() meanwhile: nothing to report
+                self._taken_dropped()
                 return
             sent = False
             w = None
@@ -252,6 +254,15 @@ class WorkerPool:
             pid = w.pid
         self._announce_start(job, pid)
 
+    def _taken_dropped(self) -> None:
+        # A job this thread had taken is dropped. Hold the lock. The manager
+        # of a pool shut down meanwhile waits for taken jobs before it exits
+        # (``_finished``): it must look again, or it would sleep for ever.
+        st = self._state
+        if not st.awake:
+            st.awake = True
+            st.wakeup.poke()
+
     def _announce_start(self, job: Job, pid: int) -> None:
         # on_start for a job this thread sent, then whatever the manager held
         # back for it meanwhile (its result, its log records), in order; the
@@ -261,6 +272,7 @@ class WorkerPool:
             if not job.killed:
                 self._on_start(job.token, pid)
         finally:
+            interrupted: BaseException | None = None
             while True:
                 with st.lock:
                     held = st.announcing[job.token]
@@ -268,7 +280,13 @@ class WorkerPool:
                         del st.announcing[job.token]
                         break
                     st.announcing[job.token] = []
-                self._manager.fire(held)
+                try:
+                    self._manager.fire(held, caller=True)
+                except BaseException as exc:  # a Ctrl-C: the held notices are all fired first
+                    if interrupted is None:
+                        interrupted = exc
+            if interrupted is not None:
+                raise interrupted
 
     def kill(self, token: object) -> bool:
         """Drop a queued job or SIGKILL the worker running it (and its process group).

@@ -220,9 +220,11 @@ class ThreadRunner(Runner):
             self._threads.add(thread)
             try:
                 thread.start()
-            except BaseException:
+            except RuntimeError:  # it could not start: not one of ours
                 self._threads.discard(thread)
                 raise
+            # A KeyboardInterrupt while start() waited for the thread to run:
+            # it runs, and stays counted (close_workers sends it its stop).
 
     @staticmethod
     def _work(ref: weakref.ref[ThreadRunner], jobs: queue.SimpleQueue[Attempt | None]) -> None:

@@ -1,0 +1,204 @@
+"""A KeyboardInterrupt or SystemExit raised by user code that woflo calls (a logging handler, a done-callback)
+never leaves a run running or pending for ever, nor work running for a run that has ended.
+
+`emit` lets only such exceptions out of a logging handler; the stdlib lets them out of a done-callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import funcs
+import pytest
+from helpers import wait_for
+
+from woflo import PoolRunner, ProcessRunner, SequentialRunner, ThreadRunner
+from woflo._runner import Runner
+
+pytestmark = pytest.mark.timeout(120)
+
+MAKERS: dict[str, Callable[[], Runner]] = {
+    "thread": lambda: ThreadRunner(1),
+    "process": lambda: ProcessRunner(1),
+    "pool": lambda: PoolRunner(ThreadPoolExecutor(1), max_workers=1, own=True),
+}
+
+
+class RaiseOnce(logging.Handler):
+    """Raises ``exc`` the first time the ``woflo`` logger logs ``event`` while armed."""
+
+    def __init__(self, event: str, exc: type[BaseException]) -> None:
+        super().__init__(logging.DEBUG)
+        self.event, self.exc, self.armed = event, exc, False
+        self.raised_on: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.armed and getattr(record, "event", None) == self.event:
+            self.armed = False
+            self.raised_on.append(threading.current_thread().name)
+            raise self.exc(f"from a handler of {self.event}")
+
+
+@pytest.fixture
+def woflo_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("woflo")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield logger
+    logger.setLevel(level)
+
+
+def _installed(logger: logging.Logger, handler: logging.Handler) -> Any:
+    logger.addHandler(handler)
+    return handler
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_an_interrupted_attempt_end_event_still_ends_the_run(
+    kind: str, exc: type[BaseException], woflo_logger: logging.Logger
+) -> None:
+    # The attempt was settled before its event was logged: the run stayed
+    # running for ever (result() and shutdown(wait=True) hung).
+    runner = MAKERS[kind]()
+    handler = _installed(woflo_logger, RaiseOnce("attempt.succeeded", exc))
+    try:
+        assert runner.submit(funcs.add, 0).result(timeout=60) == 0  # a worker is up
+        handler.armed = True
+        try:
+            run = runner.submit(funcs.add, 1)
+        except exc:  # raised on this thread (a direct process start delivers the result here)
+            wait_for(lambda: not runner.active_runs(), 60, "no run left active")
+        else:
+            assert run.result(timeout=60) == 1
+        assert handler.raised_on, "the handler never ran"
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2  # and the runner serves on
+    finally:
+        woflo_logger.removeHandler(handler)
+        runner.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_an_interrupted_submitted_event_leaves_no_pending_run(kind: str, woflo_logger: logging.Logger) -> None:
+    runner = MAKERS[kind]()
+    handler = _installed(woflo_logger, RaiseOnce("task.submitted", KeyboardInterrupt))
+    try:
+        handler.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(funcs.add, 1)
+        assert runner.active_runs() == []  # shutdown(wait=True) below would wait for it
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2
+    finally:
+        woflo_logger.removeHandler(handler)
+        runner.shutdown(wait=True)
+
+
+def test_a_direct_process_job_whose_start_event_is_interrupted_is_stopped(
+    tmp_path: Path, woflo_logger: logging.Logger
+) -> None:
+    # The job went straight to the idle worker, then the start's event, logged
+    # by the submitting thread, raised: the run failed but its job ran on,
+    # holding the only worker, past its timeout.
+    runner = ProcessRunner(1, timeout=600)
+    handler = _installed(woflo_logger, RaiseOnce("attempt.started", KeyboardInterrupt))
+    try:
+        assert runner.submit(funcs.add, 0).result(timeout=60) == 0  # the worker is up and idle
+        handler.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(funcs.block, str(tmp_path / "started"), str(tmp_path / "never"), 600.0)
+        assert handler.raised_on == [threading.current_thread().name]
+        # The only worker is free again: the blocked job was stopped.
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2
+        assert runner.active_runs() == []
+    finally:
+        woflo_logger.removeHandler(handler)
+        runner.shutdown(wait=True)
+
+
+def test_a_ctrl_c_while_submit_delivers_its_held_result_reaches_the_caller(woflo_logger: logging.Logger) -> None:
+    # A direct job's result arrives while the submitting thread still fires its
+    # start (held back), then is delivered by that thread: an interrupt there
+    # was logged and swallowed as if on the manager thread.
+    runner = ProcessRunner(1)
+    pool_state = runner._pool._state
+
+    class HoldStart(logging.Handler):
+        armed = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if self.armed and getattr(record, "event", None) == "attempt.started":
+                self.armed = False
+                # Until the manager has read the result and held it back.
+                wait_for(lambda: any(pool_state.announcing.values()), 60, "the result held back")
+
+    hold = _installed(woflo_logger, HoldStart(logging.DEBUG))
+    interrupt = _installed(woflo_logger, RaiseOnce("attempt.succeeded", KeyboardInterrupt))
+    try:
+        assert runner.submit(funcs.add, 0).result(timeout=60) == 0
+        hold.armed = interrupt.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(funcs.add, 1)
+        assert interrupt.raised_on == [threading.current_thread().name]
+        assert runner.active_runs() == []  # the run ended all the same
+    finally:
+        woflo_logger.removeHandler(hold)
+        woflo_logger.removeHandler(interrupt)
+        runner.shutdown(wait=True)
+
+
+def test_an_inline_runs_done_callback_system_exit_reaches_the_caller() -> None:
+    # SequentialRunner ends the run inside submit: a done-callback's SystemExit
+    # was swallowed there (only KeyboardInterrupt was let through).
+    runner = SequentialRunner()
+    after: list[object] = []
+
+    def exit_from_callback(run: Any) -> None:
+        raise SystemExit(3)
+
+    runner.add_submit_callback(
+        lambda run: (run.add_done_callback(exit_from_callback), run.add_done_callback(after.append))
+    )
+    with pytest.raises(SystemExit):
+        runner.submit(funcs.add, 1)
+    assert len(after) == 1 and after[0].result() == 1  # type: ignore[attr-defined]
+    runner.shutdown(wait=True)
+
+
+class _GatedPickle:
+    """An argument whose pickling waits for ``gate`` (and says when it began)."""
+
+    entered = threading.Event()
+    gate = threading.Event()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        _GatedPickle.entered.set()
+        assert _GatedPickle.gate.wait(60)
+        return (_GatedPickle, ())
+
+
+def test_a_shutdown_while_submit_still_pickles_a_direct_job_returns() -> None:
+    # Not an interrupt, the same kind of loose end: shutdown(stop_running=True)
+    # stopped the run whose argument the submitting thread was still pickling;
+    # that thread then dropped the job without waking the manager, which
+    # waited for it for ever, and so did shutdown(wait=True).
+    _GatedPickle.entered.clear()
+    _GatedPickle.gate.clear()
+    runner = ProcessRunner(1)
+    assert runner.submit(funcs.add, 0).result(timeout=60) == 0  # the worker is idle: the next job goes direct
+    submitter = threading.Thread(target=lambda: runner.submit(funcs.identity, _GatedPickle()))
+    submitter.start()
+    closer = threading.Thread(target=runner.shutdown, kwargs={"wait": True, "stop_running": True})
+    try:
+        assert _GatedPickle.entered.wait(60)
+        closer.start()
+        wait_for(lambda: not runner.active_runs(), 60, "the run stopped by the shutdown")
+    finally:
+        _GatedPickle.gate.set()
+        submitter.join(60)
+    closer.join(60)
+    assert not closer.is_alive(), "shutdown(wait=True) never returned"
