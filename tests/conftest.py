@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,38 @@ from runners import RUNNER_KINDS, RunnerKind
 @pytest.fixture(params=RUNNER_KINDS, ids=lambda k: k.name)
 def kind(request: pytest.FixtureRequest) -> RunnerKind:
     return request.param  # type: ignore[no-any-return]
+
+
+def _makes_stdlib_semaphores(item: pytest.Item) -> bool:
+    """Whether a test may leave multiprocessing's own semaphores in garbage cycles.
+
+    The runner kind over the stdlib's ProcessPoolExecutor, and the modules that
+    build ProcessPoolExecutors or multiprocessing objects themselves.
+    """
+    module = getattr(item, "module", None)
+    return "pool-process" in item.nodeid or any(
+        name in vars(module) for name in ("ProcessPoolExecutor", "multiprocessing")
+    )
+
+
+@pytest.fixture(autouse=True)
+def _collect_stdlib_semaphores(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect a test's garbage cycles holding multiprocessing semaphores when it ends.
+
+    A ProcessPoolExecutor leaves its queues' semaphores in reference cycles
+    after shutdown. When the cyclic GC happens to free them while this thread
+    is inside multiprocessing's resource tracker (the next pool registering
+    its own semaphores or starting a worker), each semaphore's finalizer
+    re-enters the tracker: CPython 3.11-3.13.6 raise an unraisable
+    ReentrantCallError or warn "ResourceTracker called reentrantly"
+    (python/cpython#131788, fixed in 3.13.7), and 3.10, whose tracker lock is
+    not reentrant, can deadlock. A failing 3.13.0 CI run met it in a
+    pool-process contract test. Collecting at the end of the tests that make
+    such semaphores frees them outside the tracker.
+    """
+    yield
+    if _makes_stdlib_semaphores(request.node):
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
