@@ -174,9 +174,7 @@ class WorkerPool:
                 ):
                     st.pending.append(job)
                     st.new = True
-                    if not st.awake:
-                        st.awake = True
-                        st.wakeup.poke()
+                    st.wake()
                     return
                 # A worker is idle and nothing is queued: this thread sends the
                 # job itself, sparing the round trip through the manager thread.
@@ -206,7 +204,7 @@ class WorkerPool:
                 st.taken.discard(job)
                 if st.claim(job):
                     job.killed = True
-                self._taken_dropped()
+                st.wake()  # a manager shutting down may be waiting for this taken job (below)
             return
         dispatcher = self._dispatcher
         dispatcher.prepickle(job)
@@ -217,7 +215,10 @@ class WorkerPool:
         with st.lock:
             st.taken.discard(job)
             if job.killed:  # by kill() or shutdown() meanwhile: nothing to report
-                self._taken_dropped()
+                # The manager of a pool shut down meanwhile waits for taken
+                # jobs before it exits (``_finished``): it must look again,
+                # or it would sleep for ever.
+                st.wake()
                 return
             sent = False
             w = None
@@ -234,9 +235,7 @@ class WorkerPool:
                 job.state = PENDING
                 st.pending.appendleft(job)  # it was first in line: nothing was queued when it came
                 st.new = True
-                if not st.awake:
-                    st.awake = True
-                    st.wakeup.poke()
+                st.wake()
                 return
             assert w is not None
             job.state = SENT
@@ -253,15 +252,6 @@ class WorkerPool:
             st.announcing[job.token] = []
             pid = w.pid
         self._announce_start(job, pid)
-
-    def _taken_dropped(self) -> None:
-        # A job this thread had taken is dropped. Hold the lock. The manager
-        # of a pool shut down meanwhile waits for taken jobs before it exits
-        # (``_finished``): it must look again, or it would sleep for ever.
-        st = self._state
-        if not st.awake:
-            st.awake = True
-            st.wakeup.poke()
 
     def _announce_start(self, job: Job, pid: int) -> None:
         # on_start for a job this thread sent, then whatever the manager held

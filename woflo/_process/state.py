@@ -133,6 +133,16 @@ class PoolState:
         self.announcing: dict[object, list[Notice]] = {}
         self.wakeup = Wakeup()
 
+    def wake(self) -> None:
+        """Make the manager look at the pool again. Call under ``lock``.
+
+        Pokes only a manager that is not awake already, so a burst of
+        submissions costs one write.
+        """
+        if not self.awake:
+            self.awake = True
+            self.wakeup.poke()
+
     def claim(self, job: Job) -> bool:
         """Whether the caller ends ``job``: it was live, and is now out of the table. Hold the lock."""
         return not job.killed and self.table.pop(job.token, None) is job
