@@ -83,6 +83,26 @@ def test_an_interrupted_attempt_end_event_still_ends_the_run(
         runner.shutdown(wait=True)
 
 
+@pytest.mark.parametrize("kind", ["sequential", *sorted(MAKERS)])
+def test_an_interrupted_waiting_event_leaves_no_pending_run(kind: str, woflo_logger: logging.Logger) -> None:
+    # A run with an input logs task.waiting before it waits: a handler's
+    # Ctrl-C there left it pending for ever (shutdown(wait=True) hung).
+    runner = SequentialRunner() if kind == "sequential" else MAKERS[kind]()
+    handler = _installed(woflo_logger, RaiseOnce("task.waiting", KeyboardInterrupt))
+    try:
+        source = runner.submit(funcs.add, 1)
+        handler.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(funcs.add, source, 1)
+        assert handler.raised_on, "the handler never ran"
+        wait_for(lambda: not runner.active_runs(), 60, "no run left active")
+        assert source.result(timeout=60) == 1
+        assert runner.submit(funcs.add, runner.submit(funcs.add, 2), 1).result(timeout=60) == 3
+    finally:
+        woflo_logger.removeHandler(handler)
+        runner.shutdown(wait=True)
+
+
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_an_interrupted_submitted_event_leaves_no_pending_run(kind: str, woflo_logger: logging.Logger) -> None:
     runner = MAKERS[kind]()

@@ -321,9 +321,13 @@ def wait_for_inputs(owner: InputOwner, run: TaskRun[Any], control: Any, after: I
     except BaseException as exc:  # the run is registered: it must end, whatever went wrong
         owner._finish(run, None, exc)
         raise
+    try:
+        owner._emit_waiting(run, inputs)
+    except BaseException as exc:  # a logging handler's KeyboardInterrupt: the run must not stay pending
+        owner._finish(run, None, exc)
+        raise
     for source in inputs:
         owner._note_input(source)
-    owner._emit_waiting(run, inputs)
     waiting = Waiting(owner, run, control, inputs)
     if owner._inputs_inline:
         # An inline runner's submit returns a finished run: it waits here.
