@@ -22,11 +22,13 @@ def kind(request: pytest.FixtureRequest) -> RunnerKind:
 def _makes_stdlib_semaphores(item: pytest.Item) -> bool:
     """Whether a test may leave multiprocessing's own semaphores in garbage cycles.
 
-    The runner kind over the stdlib's ProcessPoolExecutor, and the modules that
+    The runner kind over the stdlib's ProcessPoolExecutor; the Dask tests
+    (a LocalCluster's nannies make two multiprocessing queues per worker
+    they start, and the fault tests restart workers); and the modules that
     build ProcessPoolExecutors or multiprocessing objects themselves.
     """
     module = getattr(item, "module", None)
-    return "pool-process" in item.nodeid or any(
+    return any(part in item.nodeid for part in ("pool-process", "dask")) or any(
         name in vars(module) for name in ("ProcessPoolExecutor", "multiprocessing")
     )
 
