@@ -318,12 +318,10 @@ def wait_for_inputs(owner: InputOwner, run: TaskRun[Any], control: Any, after: I
             if unwrap:
                 control.args, control.kwargs = _substitute(args, kwargs, {})
             return False
-    except BaseException as exc:  # the run is registered: it must end, whatever went wrong
-        owner._finish(run, None, exc)
-        raise
-    try:
         owner._emit_waiting(run, inputs)
-    except BaseException as exc:  # a logging handler's KeyboardInterrupt: the run must not stay pending
+    except BaseException as exc:
+        # The run is registered: it must end, whatever went wrong (an
+        # argument that cannot be walked, a logging handler's KeyboardInterrupt).
         owner._finish(run, None, exc)
         raise
     for source in inputs:
