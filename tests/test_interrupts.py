@@ -17,7 +17,7 @@ import funcs
 import pytest
 from helpers import wait_for
 
-from woflo import PoolRunner, ProcessRunner, SequentialRunner, ThreadRunner
+from woflo import AsyncRunner, PoolRunner, ProcessRunner, SequentialRunner, ThreadRunner
 from woflo._runner import Runner
 
 pytestmark = pytest.mark.timeout(120)
@@ -222,3 +222,107 @@ def test_a_shutdown_while_submit_still_pickles_a_direct_job_returns() -> None:
         submitter.join(60)
     closer.join(60)
     assert not closer.is_alive(), "shutdown(wait=True) never returned"
+
+
+class _InterruptCallbackLog(logging.Handler):
+    """Raises KeyboardInterrupt when ``concurrent.futures`` logs a failed done-callback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.raised = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("exception calling callback"):
+            self.raised += 1
+            raise KeyboardInterrupt("from the handler of a failed callback")
+
+
+@pytest.mark.parametrize("kind", ["sequential", "async", *sorted(MAKERS)])
+def test_a_handler_interrupting_a_callbacks_error_log_skips_no_callback(kind: str) -> None:
+    # A done-callback raises ValueError; logging it, a handler raises
+    # KeyboardInterrupt. That escaped the callback loop at once: the callbacks
+    # after it (a wait(), an as_completed(), a run waiting for this one as
+    # its input) never ran.
+    makers = {**MAKERS, "sequential": SequentialRunner, "async": AsyncRunner}
+    runner = makers[kind]()
+    logger = logging.getLogger("concurrent.futures")
+    handler = _InterruptCallbackLog()
+    after: list[Any] = []
+    ended = threading.Event()
+
+    def bad_callback(run: Any) -> None:
+        raise ValueError("a callback's bug")
+
+    def add_callbacks(run: Any) -> None:
+        run.add_done_callback(bad_callback)
+        run.add_done_callback(after.append)
+        run.add_done_callback(lambda run: ended.set())
+
+    runner.add_submit_callback(add_callbacks)
+    logger.addHandler(handler)
+    try:
+        try:
+            runner.submit(funcs.add, 1)
+        except KeyboardInterrupt:  # an inline run ends inside submit: the caller is interrupted
+            assert kind == "sequential"
+        assert ended.wait(60), "the callbacks after the failing one never ran"
+        assert handler.raised == 1
+        assert len(after) == 1 and after[0].result() == 1
+        runner.remove_submit_callback(add_callbacks)
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2  # the runner serves on
+    finally:
+        logger.removeHandler(handler)
+        runner.shutdown(wait=True)
+
+
+class _InterruptReport(logging.Handler):
+    """Raises KeyboardInterrupt, once, when woflo logs an error carrying a SystemExit."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.raised_on: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.raised_on and record.exc_info and record.exc_info[0] is SystemExit:
+            self.raised_on.append(threading.current_thread().name)
+            raise KeyboardInterrupt("from the handler of woflo's error report")
+
+
+@pytest.mark.parametrize("kind", ["async", *sorted(MAKERS)])
+def test_a_handler_interrupting_an_error_report_leaves_the_runners_thread_serving(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A done-callback's SystemExit on one of the runner's own threads (a
+    # worker thread, the process pool's manager, the event loop) is logged
+    # and the thread serves on; a logging handler raising KeyboardInterrupt
+    # while it was logged ended that thread: the pool then hung.
+    runner = {**MAKERS, "async": AsyncRunner}[kind]()
+    logger = logging.getLogger("woflo")
+    handler = _InterruptReport()
+    started, release = tmp_path / "started", tmp_path / "release"
+
+    def exit_from_callback(run: Any) -> None:
+        raise SystemExit(5)
+
+    def attach(run: Any) -> None:
+        run.add_done_callback(exit_from_callback)
+
+    logger.addHandler(handler)
+    try:
+        # The only worker is busy: the next run is queued, and ends on the
+        # runner's own thread, not this one.
+        blocker = runner.submit(funcs.block, str(started), str(release))
+        wait_for(started.exists, 60, "the blocking task started")
+        runner.add_submit_callback(attach)
+        target = runner.submit(funcs.add, 1)
+        runner.remove_submit_callback(attach)
+        release.touch()
+        assert blocker.result(timeout=60) == "released"
+        assert target.result(timeout=60) == 1
+        wait_for(lambda: bool(handler.raised_on), 60, "the error report was logged")
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2  # the runner's thread serves on
+    finally:
+        logger.removeHandler(handler)
+        release.touch()
+        runner.shutdown(wait=True)
+    assert "and logging it raised KeyboardInterrupt" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from woflo._report import report_error
 from woflo._scheduler import Scheduler, Timer
 
 if TYPE_CHECKING:
@@ -111,16 +112,9 @@ def _call_later(delay: float, fn: Callable[[], object]) -> Timer:
     global _timers
     with _timers_lock:
         if _timers is None:
-            _timers = Scheduler("woflo-limits", _report_error)
+            _timers = Scheduler("woflo-limits", report_error)
         scheduler = _timers
     return scheduler.call_later(delay, fn)
-
-
-def _report_error(exc: BaseException) -> None:
-    import structlog
-
-    if structlog.is_configured():
-        structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
 
 
 class Limit:

@@ -48,6 +48,7 @@ from threading import get_ident
 from typing import Any, TypeVar
 
 from woflo._condition import RunCondition
+from woflo._each import call_each
 from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
 from woflo._taskrun import _OVER, TaskRun
 
@@ -290,20 +291,14 @@ class LoopTaskRun(TaskRun[T]):
             if cbs is not None:
                 _schedule((cbs, self._loop, None), self)
             return
-        interrupted: BaseException | None = None
-        for callback in cbs:
-            if type(callback) is tuple:
-                _schedule(callback, self)
-                continue
-            try:
-                callback(self)
-            except Exception:
-                _LOGGER.exception("exception calling callback for %r", self)
-            except BaseException as exc:  # as TaskRun's: the others still run
-                if interrupted is None:
-                    interrupted = exc
-        if interrupted is not None:
-            raise interrupted
+        # As TaskRun's: a callback's SystemExit does not skip the others.
+        call_each(self._call_back, cbs, self._callback_failed)
+
+    def _call_back(self, callback: Any) -> None:
+        if type(callback) is tuple:  # for a loop: scheduled there
+            _schedule(callback, self)
+        else:
+            callback(self)
 
     def _invoke_callbacks_at_end(self) -> None:
         # The run succeeded or failed on its loop's thread, at the very end of

@@ -21,7 +21,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
-import logging
 import operator
 import threading
 import time
@@ -32,11 +31,13 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from woflo._attempt import NO_KWARGS, Attempt, GatedAttempt, settled_call
+from woflo._each import call_each
 from woflo._errors import AttemptTimeout, BrokenRunner, DeadlineExceeded, UpstreamFailed
 from woflo._events import Emitter, stdlib_switch, structlog_switch
 from woflo._inputs import has_inputs, wait_for_inputs
 from woflo._limits import Limit, Ticket, WaitReason, start_granted
 from woflo._policy import Policy
+from woflo._report import report_error
 from woflo._retry import before_attempt, next_step
 from woflo._scheduler import Cancellable, Scheduler
 from woflo._shared import track
@@ -61,7 +62,6 @@ TimerKind = Literal["timeout", "deadline", "retry"]
 # enabled at INFO). Emitter.emit then decides precisely.
 _structlog = structlog_switch()
 _stdlib = stdlib_switch()
-_log = logging.getLogger("woflo")
 
 
 class _Control:
@@ -151,7 +151,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         # Called with each new run (add_submit_callback): a tuple, replaced
         # whole, so that submit reads it without a lock.
         self.__submit_callbacks: tuple[Callable[[TaskRun[Any]], object], ...] = ()
-        self.__scheduler = Scheduler(f"woflo-{self.runner_name}-timers", _report_error)
+        self.__scheduler = Scheduler(f"woflo-{self.runner_name}-timers", report_error)
         # What releases the threads and workers of a runner dropped without
         # shutdown(), once it is unreachable, as the stdlib executors do. None
         # of these may refer to the runner (nor may its threads: they hold
@@ -264,12 +264,10 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             else:
                 reason = "cancelled by shutdown(cancel_futures=True) before it started"
                 end = operator.methodcaller("_cancel_because", reason)
-            for run in runs:
-                try:
-                    end(run)
-                except BaseException as exc:
-                    if interrupted is None:
-                        interrupted = exc
+            try:
+                call_each(end, runs)
+            except BaseException as exc:
+                interrupted = exc
         if interrupted is not None:
             wait = False
         if wait:
@@ -427,7 +425,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         configured, else on the standard library's ``woflo`` logger (ERROR);
         never raised, so the thread that met it carries on.
         """
-        _report_error(exc)
+        report_error(exc)
 
     @staticmethod
     def survive(attempt: Attempt, exc: BaseException) -> None:
@@ -448,8 +446,8 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             try:
                 attempt.fail(exc)
             except BaseException as again:  # its own callbacks raised too: the run has ended all the same
-                _report_error(again)
-        _report_error(exc)
+                report_error(again)
+        report_error(exc)
 
     # -- the attempt loop ---------------------------------------------------------
 
@@ -518,7 +516,7 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             try:
                 fn(run)
             except Exception as exc:
-                _report_error(exc)
+                report_error(exc)
 
     # -- runs as inputs (woflo/_inputs.py calls these; see woflo._inputs.InputOwner) ---------
 
@@ -936,19 +934,6 @@ class Runner(Executor, metaclass=abc.ABCMeta):
             self.close_workers(wait)
 
 
-def _report_error(exc: BaseException) -> None:
-    # An error inside woflo's own timer callbacks: say so through the event
-    # channel rather than kill the scheduler thread. A function, not a method:
-    # the scheduler thread holds it and must not keep its runner alive.
-    if _structlog.is_configured:  # so structlog is imported
-        import structlog
-
-        structlog.get_logger("woflo").error("woflo.internal_error", exc_info=exc)
-    else:
-        # Never silent: without structlog, on the stdlib's woflo logger.
-        _log.error("woflo.internal_error: %s", type(exc).__name__, exc_info=exc)
-
-
 def _no_call(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("this run has ended: its call was dropped")
 
@@ -966,4 +951,4 @@ def _run_hooks(hooks: list[Callable[[], object]]) -> None:
         try:
             hook()
         except Exception as exc:
-            _report_error(exc)
+            report_error(exc)

@@ -19,6 +19,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, 
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from woflo._condition import RunCondition
+from woflo._each import call_each
 
 if TYPE_CHECKING:
     import asyncio
@@ -552,17 +553,13 @@ class TaskRun(Future[T], Generic[T]):
         # SystemExit or KeyboardInterrupt does not skip the ones after it (a
         # run waiting for this one as its input, a wait() or as_completed()):
         # every callback runs, then the first such exception is raised.
-        interrupted: BaseException | None = None
-        for callback in self._done_callbacks:
-            try:
-                callback(self)
-            except Exception:
-                _LOGGER.exception("exception calling callback for %r", self)
-            except BaseException as exc:
-                if interrupted is None:
-                    interrupted = exc
-        if interrupted is not None:
-            raise interrupted
+        call_each(self._call_back, self._done_callbacks, self._callback_failed)
+
+    def _call_back(self, callback: Callable[[Future[T]], object]) -> None:
+        callback(self)
+
+    def _callback_failed(self, callback: object, exc: Exception) -> None:
+        _LOGGER.exception("exception calling callback for %r", self)
 
     def _notify_waiters(self, event: str) -> None:
         # Called with the condition held, only when someone waits: the common

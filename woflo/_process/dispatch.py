@@ -35,11 +35,11 @@ from woflo._errors import SerializationError, WorkerCrashed
 from woflo._process import wire
 from woflo._process.handle import Worker, start_worker
 from woflo._process.state import SENT, TAKEN, Job, Notice, PoolState, start_head
+from woflo._report import report_error
 from woflo._tasklog import levels_item
 
 __all__ = ["Dispatcher"]
 
-_log = logging.getLogger("woflo")
 
 _TARGET_QUEUED_S = 0.002  # queued work per worker that prefetch aims for
 _MAX_PREFETCH = 64
@@ -200,7 +200,8 @@ class Dispatcher:
         # start a worker again.
         what = errno.errorcode.get(err.errno, "") if isinstance(err, OSError) and err.errno else ""
         msg = f"cannot start a worker process: {err!r}" + (f" ({what})" if what else "")
-        _log.warning("woflo: %s", msg, exc_info=err)
+        # On the manager thread: a logging handler's Ctrl-C must not end it.
+        report_error(err, f"woflo: {msg}", logging.WARNING)
         st = self._state
         with st.lock:
             if any(w.takes_jobs() for w in st.workers):

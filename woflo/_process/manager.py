@@ -20,7 +20,6 @@ owner only through ``on_start`` and ``on_done``.
 
 from __future__ import annotations
 
-import logging
 import pickle
 import selectors
 import signal
@@ -33,11 +32,11 @@ from woflo._process import wire
 from woflo._process.handle import Worker
 from woflo._process.state import PENDING, Job, Notice, PoolState, mark_started, start_head
 from woflo._process.stream import Loaded
+from woflo._report import report_error
 from woflo._tasklog import reemit
 
 __all__ = ["Manager"]
 
-_log = logging.getLogger("woflo")
 
 _MAX_STARTUP_FAILURES = 3
 _SCRATCH = 1 << 20  # the pipes' size: one read takes what a pipe holds
@@ -159,8 +158,8 @@ class Manager:
                 # caller just woken by on_done is waiting for it.
                 if st.shutdown and self._finished():
                     break
-        except BaseException:
-            _log.exception("woflo: the process pool manager failed")
+        except BaseException as exc:
+            report_error(exc, "woflo: the process pool manager failed")
             raise
         finally:
             self._close()
@@ -271,8 +270,9 @@ class Manager:
                         interrupted = exc
                     continue
                 # User code runs here (done-callbacks, event processors): a
-                # SystemExit from it must not end the thread every run needs.
-                _log.exception("woflo: a process pool callback raised")
+                # SystemExit from it must not end the thread every run needs,
+                # nor a logging handler's while it is reported.
+                report_error(exc, "woflo: a process pool callback raised")
         if interrupted is not None:
             raise interrupted
 

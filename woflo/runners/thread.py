@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from woflo._each import call_each
 from woflo._errors import BrokenThreadRunner
 from woflo._runner import Attempt, Runner
 from woflo._tasklog import call_bound
@@ -155,8 +156,8 @@ class ThreadRunner(Runner):
 
     def _fail_queued(self) -> None:
         """Fail every attempt still queued with `BrokenThreadRunner` (the runner is broken)."""
+        queued: list[Attempt] = []
         stops = 0
-        interrupted: BaseException | None = None
         while True:
             try:
                 attempt = self._queue.get_nowait()
@@ -164,17 +165,18 @@ class ThreadRunner(Runner):
                 break
             if attempt is None:
                 stops += 1  # a shutdown's stop signal: put back for a worker below
-                continue
-            try:
-                # Never retried: a BrokenRunner ends its run (see Runner).
-                attempt.fail(self._broken_error())
-            except BaseException as exc:  # a done-callback's SystemExit: every other run ends too
-                if interrupted is None:
-                    interrupted = exc
-        for _ in range(stops):
-            self._queue.put(None)
-        if interrupted is not None:
-            raise interrupted
+            else:
+                queued.append(attempt)
+        try:
+            # Never retried: a BrokenRunner ends its run (see Runner). A
+            # done-callback's SystemExit: every other run ends too (call_each).
+            call_each(self._fail_broken, queued)
+        finally:
+            for _ in range(stops):
+                self._queue.put(None)
+
+    def _fail_broken(self, attempt: Attempt) -> None:
+        attempt.fail(self._broken_error())
 
     def reserve_thread(self) -> None:
         """Start one more worker thread now, on the caller's thread, if below ``max_workers``.
