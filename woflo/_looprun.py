@@ -40,6 +40,7 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import CancelledError
@@ -48,9 +49,9 @@ from threading import get_ident
 from typing import Any, TypeVar
 
 from woflo._condition import RunCondition
-from woflo._each import call_each
+from woflo._each import call_callbacks
 from woflo._fastpath import ENABLED as _FAST_PATHS_ALLOWED
-from woflo._taskrun import _OVER, TaskRun
+from woflo._taskrun import _OVER, TaskRun, callback_failed
 
 __all__ = ["FAST", "LoopTaskRun", "RunCancelled", "running_loop", "running_loop_here"]
 
@@ -291,14 +292,9 @@ class LoopTaskRun(TaskRun[T]):
             if cbs is not None:
                 _schedule((cbs, self._loop, None), self)
             return
-        # As TaskRun's: a callback's SystemExit does not skip the others.
-        call_each(self._call_back, cbs, self._callback_failed)
-
-    def _call_back(self, callback: Any) -> None:
-        if type(callback) is tuple:  # for a loop: scheduled there
-            _schedule(callback, self)
-        else:
-            callback(self)
+        # As TaskRun's: a callback's SystemExit does not skip the others,
+        # and none is nested inside another run's callbacks.
+        call_callbacks(self, [_scheduler(cb) if type(cb) is tuple else cb for cb in cbs], callback_failed)
 
     def _invoke_callbacks_at_end(self) -> None:
         # The run succeeded or failed on its loop's thread, at the very end of
@@ -372,6 +368,11 @@ class LoopTaskRun(TaskRun[T]):
 if FAST:
     # An asyncio future: gather, wait, shield... take a run as it is.
     LoopTaskRun._asyncio_future_blocking = False  # type: ignore[attr-defined]
+
+
+def _scheduler(callback: _LoopCallback) -> Callable[[LoopTaskRun[Any]], None]:
+    """``callback`` (for a loop) as a plain done-callback: called with the run, it schedules ``callback`` there."""
+    return functools.partial(_schedule, callback)
 
 
 def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:

@@ -19,7 +19,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, 
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from woflo._condition import RunCondition
-from woflo._each import call_each
+from woflo._each import call_callbacks
 
 if TYPE_CHECKING:
     import asyncio
@@ -41,8 +41,15 @@ AttemptOutcome = Literal["succeeded", "failed", "timed_out", "crashed", "stopped
 T = TypeVar("T")
 
 _OVER = (FINISHED, CANCELLED_AND_NOTIFIED)
+
 # The stdlib Future's logger, for what a done-callback raises.
 _LOGGER = logging.getLogger("concurrent.futures")
+
+
+def callback_failed(run: Future[Any], exc: Exception) -> None:
+    """Log a done-callback's `Exception` as the stdlib's ``Future`` does (called in the ``except`` block)."""
+    _LOGGER.exception("exception calling callback for %r", run)
+
 
 # concurrent.futures' own words for a Future's states (its __repr__).
 _STATE_WORDS = {PENDING: "pending", RUNNING: "running", CANCELLED_AND_NOTIFIED: "cancelled", FINISHED: "finished"}
@@ -321,6 +328,31 @@ class TaskRun(Future[T], Generic[T]):
         """Whether the run was cancelled or stopped."""
         return self._state == CANCELLED_AND_NOTIFIED
 
+    def add_done_callback(self, fn: Callable[[Future[T]], object]) -> None:
+        """Call ``fn(run)`` once the run is done, or now if it is (the stdlib contract).
+
+        As the stdlib's: ``fn`` runs on the thread that ends the run (or this
+        one, if the run is done), an `Exception` it raises is logged on the
+        ``concurrent.futures`` logger, and a ``KeyboardInterrupt`` or
+        ``SystemExit`` it raises propagates. Unlike it, a callback is never
+        called inside another done-callback on the same thread: added to a
+        done run from inside one, it is called right after that callback
+        returns. A chain of runs, each submitted from the last one's
+        callback, then takes no deeper stack however long it gets (the
+        stdlib's ``Future`` nests them, and with runs that end at once,
+        as on `woflo.SequentialRunner`, hits the recursion limit after a few
+        hundred).
+        """
+        cond = self._condition
+        cond.acquire()
+        try:
+            if self._state not in _OVER:
+                self._done_callbacks.append(fn)
+                return
+        finally:
+            cond.release()
+        call_callbacks(self, (fn,), callback_failed)
+
     def result(self, timeout: float | None = None) -> T:
         """The run's value, waiting up to ``timeout`` seconds (the stdlib contract).
 
@@ -552,14 +584,9 @@ class TaskRun(Future[T], Generic[T]):
         # on the ``concurrent.futures`` logger. Unlike it, a callback raising
         # SystemExit or KeyboardInterrupt does not skip the ones after it (a
         # run waiting for this one as its input, a wait() or as_completed()):
-        # every callback runs, then the first such exception is raised.
-        call_each(self._call_back, self._done_callbacks, self._callback_failed)
-
-    def _call_back(self, callback: Callable[[Future[T]], object]) -> None:
-        callback(self)
-
-    def _callback_failed(self, callback: object, exc: Exception) -> None:
-        _LOGGER.exception("exception calling callback for %r", self)
+        # every callback runs, then the first such exception is raised. Nor
+        # are they nested inside another run's callbacks (woflo/_each.py).
+        call_callbacks(self, self._done_callbacks, callback_failed)
 
     def _notify_waiters(self, event: str) -> None:
         # Called with the condition held, only when someone waits: the common
