@@ -326,3 +326,68 @@ def test_a_handler_interrupting_an_error_report_leaves_the_runners_thread_servin
         release.touch()
         runner.shutdown(wait=True)
     assert "and logging it raised KeyboardInterrupt" in capsys.readouterr().err
+
+
+class _InterruptStartOffMain(logging.Handler):
+    """Raises KeyboardInterrupt, once, when woflo logs attempt.started off the main thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.raised_on: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if (
+            not self.raised_on
+            and getattr(record, "event", None) == "attempt.started"
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            self.raised_on.append(threading.current_thread().name)
+            raise KeyboardInterrupt("from a handler of attempt.started")
+
+
+def test_a_pool_runner_handing_a_waiting_attempt_over_survives_an_interrupted_start(
+    tmp_path: Path, woflo_logger: logging.Logger
+) -> None:
+    # PoolRunner(max_workers=1): as an attempt ends, the executor's thread
+    # hands the slot to the next waiting attempt, whose attempt.started
+    # handler raised KeyboardInterrupt. That escaped into the executor's
+    # thread (which died), the ending attempt was never settled, and every
+    # run stayed running or pending for ever.
+    runner = PoolRunner(ThreadPoolExecutor(1), max_workers=1, own=True)
+    handler = _installed(woflo_logger, _InterruptStartOffMain())
+    started, release = tmp_path / "started", tmp_path / "release"
+    try:
+        first = runner.submit(funcs.block, str(started), str(release))  # holds the only slot
+        wait_for(started.exists, 60, "the first task started")
+        waiting = [runner.submit(funcs.add, n) for n in range(3)]
+        release.touch()
+        assert first.result(timeout=60) == "released"
+        for run in waiting:
+            run.wait(60)
+        assert handler.raised_on, "the handler never ran off the main thread"
+        # The one whose start was interrupted failed with it; the others ran.
+        assert isinstance(waiting[0].exception(timeout=0), KeyboardInterrupt)
+        assert [run.result(timeout=0) for run in waiting[1:]] == [1, 2]
+        assert runner.submit(funcs.add, 5).result(timeout=60) == 5  # the slot was not lost
+    finally:
+        woflo_logger.removeHandler(handler)
+        release.touch()
+        runner.shutdown(wait=True)
+
+
+def test_a_pool_runner_start_interrupted_on_the_caller_keeps_its_slot(woflo_logger: logging.Logger) -> None:
+    # The submitting thread hands the attempt over when a slot is free; its
+    # attempt.started handler raised KeyboardInterrupt there: the slot stayed
+    # taken, and with max_workers=1 every later run waited for ever.
+    runner = PoolRunner(ThreadPoolExecutor(1), max_workers=1, own=True)
+    handler = _installed(woflo_logger, RaiseOnce("attempt.started", KeyboardInterrupt))
+    try:
+        handler.armed = True
+        with pytest.raises(KeyboardInterrupt):
+            runner.submit(funcs.add, 1)
+        assert handler.raised_on == [threading.current_thread().name]
+        wait_for(lambda: not runner.active_runs(), 60, "the interrupted run ended")
+        assert runner.submit(funcs.add, 2).result(timeout=60) == 2
+    finally:
+        woflo_logger.removeHandler(handler)
+        runner.shutdown(wait=True)

@@ -13,18 +13,21 @@ at once (an inline runner) or adds a callback to a finished run would, with the
 stdlib's ``Future``, call the next callback one stack level deeper; a chain of
 a few hundred runs each started from the last one's callback then hits the
 recursion limit (reported against other executors: amltk's
-``SequentialExecutor``, Parsl's chains of fast tasks). `call_callbacks` queues
-such calls for the loop already running on the thread instead.
+``SequentialExecutor``, Parsl's chains of fast tasks). `call_callbacks` makes
+the calls at once, as the stdlib does, until they nest `MAX_NESTED_CALLBACKS`
+deep; deeper ones are queued for the outermost call, which makes them once its
+callback returns.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["call_callbacks", "call_each"]
+__all__ = ["MAX_NESTED_CALLBACKS", "call_callbacks", "call_each"]
 
 T = TypeVar("T")
 
@@ -78,13 +81,33 @@ def call_each(
         raise kept
 
 
+#: How many done-callback calls may nest on one thread before the next ones
+#: are queued. A level of a chain costs 15-20 frames when each callback
+#: submits to an inline runner (its submit, attempt and end on the stack),
+#: so 16 levels stay far below the default recursion limit of 1,000.
+MAX_NESTED_CALLBACKS = 16
+
+
 class _Calling(threading.local):
-    # The (callback, run) calls still to make by the `call_callbacks` loop
-    # running on this thread; None when no loop runs here.
+    # How many `call_callbacks` calls are running on this thread, one inside
+    # the other; and the calls queued for the outermost one once that reached
+    # MAX_NESTED_CALLBACKS (None until then).
+    depth = 0
     queue: deque[tuple[Callable[[Any], object], Any]] | None = None
 
 
 _calling = _Calling()
+
+
+def _forget_in_child() -> None:
+    # A process forked inside a done-callback runs none of its parent's: it
+    # starts outside any.
+    _calling.depth = 0
+    _calling.queue = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def call_callbacks(
@@ -92,17 +115,19 @@ def call_callbacks(
     callbacks: Iterable[Callable[[T], object]],
     on_exception: Callable[[T, Exception], object],
 ) -> None:
-    """Call ``callback(run)`` for each callback, in order, never nested inside another such call on this thread.
+    """Call ``callback(run)`` for each callback, in order, now; queued instead when nested too deep.
 
-    Outside any done-callback, the calls are made here, before this returns.
-    Inside one (this thread is in a `call_callbacks` loop already), they are
-    queued, and that loop makes them once the current callback has returned:
-    a chain of runs each submitted from the previous one's callback takes
-    constant stack depth, however long.
+    The calls are made here, as the stdlib's ``Future`` makes them, unless
+    this thread is already inside `MAX_NESTED_CALLBACKS` such calls, one
+    within the other (a chain of runs, each submitted from the last one's
+    done-callback and ending at once). Then they are queued, and the
+    outermost call makes them once the callback it is in has returned: the
+    chain goes on at that depth instead of one level deeper per run, however
+    long it is.
 
     Args:
         run: the argument of every callback (the run that ended).
-        callbacks: each called once with ``run``; read now, called later if queued.
+        callbacks: each called once with ``run``; read now.
         on_exception: given ``(run, exc)`` for an `Exception` a callback
             raised (it logs it, as the stdlib's ``Future`` does); the
             remaining calls are made.
@@ -110,26 +135,34 @@ def call_callbacks(
     Raises:
         BaseException: the first ``KeyboardInterrupt``, ``SystemExit`` or
             other non-`Exception` a callback (or ``on_exception``) raised,
-            once every queued call was made, by the outermost loop.
+            once every call was made (by the outermost call, for queued ones).
     """
-    queue = _calling.queue
-    if queue is not None:
+    calling = _calling
+    if calling.depth >= MAX_NESTED_CALLBACKS:
+        queue = calling.queue
+        if queue is None:
+            queue = calling.queue = deque()
         queue.extend([(callback, run) for callback in callbacks])
         return
-    queue = _calling.queue = deque([(callback, run) for callback in callbacks])
+    outermost = calling.depth == 0
+    calling.depth += 1
     kept: BaseException | None = None
     try:
-        while queue:
-            callback, arg = queue.popleft()
-            try:
+        pending: Iterable[tuple[Callable[[Any], object], Any]] = [(callback, run) for callback in callbacks]
+        while True:
+            for callback, arg in pending:
                 try:
-                    callback(arg)
-                except Exception as exc:
-                    on_exception(arg, exc)
-            except BaseException as exc:  # or what on_exception raised (a logging handler's Ctrl-C)
-                if kept is None:
-                    kept = exc
+                    try:
+                        callback(arg)
+                    except Exception as exc:
+                        on_exception(arg, exc)
+                except BaseException as exc:  # or what on_exception raised (a logging handler's Ctrl-C)
+                    if kept is None:
+                        kept = exc
+            if not outermost or not calling.queue:
+                break
+            pending, calling.queue = calling.queue, None  # queued by calls nested too deep: made at this depth
     finally:
-        _calling.queue = None
+        calling.depth -= 1
     if kept is not None:
         raise kept

@@ -17,6 +17,7 @@ resolved. The check an argument costs when it holds no run is one
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future
@@ -235,6 +236,16 @@ class Waiting:
 
 
 _local = threading.local()
+
+
+def _forget_in_child() -> None:
+    # A process forked inside a `ready` (from a done-callback) runs none of
+    # its parent's queue: without this its own would never run.
+    _local.queue = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _ready_soon(waiting: Waiting) -> None:

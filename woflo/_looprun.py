@@ -40,7 +40,6 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import CancelledError
@@ -292,9 +291,17 @@ class LoopTaskRun(TaskRun[T]):
             if cbs is not None:
                 _schedule((cbs, self._loop, None), self)
             return
-        # As TaskRun's: a callback's SystemExit does not skip the others,
-        # and none is nested inside another run's callbacks.
-        call_callbacks(self, [_scheduler(cb) if type(cb) is tuple else cb for cb in cbs], callback_failed)
+        # Those for a loop are scheduled there (call_soon: nothing nests);
+        # the rest as TaskRun's: a callback's SystemExit does not skip the
+        # others, and deep nesting is queued (woflo/_each.py).
+        plain = []
+        for callback in cbs:
+            if type(callback) is tuple:
+                _schedule(callback, self)
+            else:
+                plain.append(callback)
+        if plain:
+            call_callbacks(self, plain, callback_failed)
 
     def _invoke_callbacks_at_end(self) -> None:
         # The run succeeded or failed on its loop's thread, at the very end of
@@ -368,11 +375,6 @@ class LoopTaskRun(TaskRun[T]):
 if FAST:
     # An asyncio future: gather, wait, shield... take a run as it is.
     LoopTaskRun._asyncio_future_blocking = False  # type: ignore[attr-defined]
-
-
-def _scheduler(callback: _LoopCallback) -> Callable[[LoopTaskRun[Any]], None]:
-    """``callback`` (for a loop) as a plain done-callback: called with the run, it schedules ``callback`` there."""
-    return functools.partial(_schedule, callback)
 
 
 def _schedule(callback: _LoopCallback, run: LoopTaskRun[Any]) -> None:

@@ -135,7 +135,14 @@ class PoolRunner(Runner):
                     self._pool_waiting.append(attempt)
                     return
                 self._pool_busy += 1
-        if not self._hand_over(attempt):
+        try:
+            kept = self._hand_over(attempt)
+        except BaseException:
+            # A KeyboardInterrupt or SystemExit from user code (attempt.started's
+            # logging handler): the slot was not kept, and must not leak.
+            self._free_slot()
+            raise
+        if not kept:
             self._free_slot()
 
     def stop_attempt(self, attempt: Attempt) -> None:
@@ -162,7 +169,13 @@ class PoolRunner(Runner):
     # -- the executor's side ------------------------------------------------------------
 
     def _hand_over(self, attempt: Attempt) -> bool:
-        """Submit ``attempt`` to the executor in the slot it holds; ``False`` if it did not keep the slot."""
+        """Submit ``attempt`` to the executor in the slot it holds; ``False`` if it did not keep the slot.
+
+        What it raises (a ``KeyboardInterrupt`` or ``SystemExit`` from user
+        code: a logging handler of ``attempt.started``, a done-callback of
+        the failed attempt) means the slot was not kept either: the caller
+        frees it.
+        """
         fn, args, kwargs = attempt.fn, attempt.args, attempt.kwargs  # dropped once the attempt is settled
         if not attempt.begin(self._pool_worker):
             return False  # cancelled or stopped while it waited
@@ -171,7 +184,6 @@ class PoolRunner(Runner):
         except BaseException as exc:  # shut down, broken: the attempt's error, as it is
             attempt.fail(exc, "crashed" if isinstance(exc, BrokenProcessPool) else "failed")
             if not isinstance(exc, Exception):
-                self._free_slot()
                 raise
             return False
         attempt.handle = future
@@ -186,7 +198,13 @@ class PoolRunner(Runner):
         # On the executor's thread (its worker, its manager thread), or on the
         # thread that cancelled the future.
         attempt.handle = None  # the future refers to this callback: no cycle left
-        self._free_slot()
+        try:
+            self._free_slot()
+        except BaseException as raised:
+            # The next attempt's start raised (a logging handler's Ctrl-C): it
+            # failed with it (_free_slot); not into the executor's thread, and
+            # this attempt still ends below.
+            Runner.report_internal_error(raised)
         if attempt.settled:
             return  # timed out or stopped: the late outcome is dropped
         delivering = self._pool_delivering
@@ -210,16 +228,34 @@ class PoolRunner(Runner):
             delivering.active = False
 
     def _free_slot(self) -> None:
-        """Give up one slot: the next waiting attempt takes it, or it is free."""
+        """Give up one slot: the next waiting attempt takes it, or it is free.
+
+        Raises:
+            BaseException: the first ``KeyboardInterrupt`` or ``SystemExit``
+                a waiting attempt's start raised (it failed with it, and the
+                slot went on to the next one), once the slot is placed.
+        """
         if self._pool_width is None:
             return
+        interrupted: BaseException | None = None
         while True:
             with self._pool_lock:
                 if not self._pool_waiting:
                     self._pool_busy -= 1
-                    return
+                    break
                 following = self._pool_waiting.popleft()  # the slot passes to it
             # A loop, not a recursion: a thousand waiting attempts that an
             # executor shut down meanwhile refuses fail one after the other.
-            if self._hand_over(following):
-                return
+            try:
+                if self._hand_over(following):
+                    break
+            except BaseException as exc:
+                if interrupted is None:
+                    interrupted = exc
+                if not following.settled:  # it never reached the executor: it must not stay running
+                    try:
+                        following.fail(exc)
+                    except BaseException as again:  # its own done-callback's: the run has ended all the same
+                        Runner.report_internal_error(again)
+        if interrupted is not None:
+            raise interrupted
