@@ -8,9 +8,9 @@ a run waiting for this one as its input, a ``wait()`` or an ``as_completed()``
 would then wait for ever. Here every call is made, then the first such
 exception is raised.
 
-Done-callbacks are also never nested: a callback that submits a run which ends
-at once (an inline runner) or adds a callback to a finished run would, with the
-stdlib's ``Future``, call the next callback one stack level deeper; a chain of
+Done-callbacks also nest only so deep: a callback that submits a run which
+ends at once (an inline runner) or adds a callback to a finished run calls,
+with the stdlib's ``Future``, the next callback one stack level deeper; a chain of
 a few hundred runs each started from the last one's callback then hits the
 recursion limit (reported against other executors: amltk's
 ``SequentialExecutor``, Parsl's chains of fast tasks). `call_callbacks` makes

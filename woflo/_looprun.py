@@ -40,7 +40,6 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
-import logging
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
@@ -57,8 +56,6 @@ __all__ = ["FAST", "LoopTaskRun", "RunCancelled", "running_loop", "running_loop_
 T = TypeVar("T")
 
 _allocate_lock = _thread.allocate_lock
-# concurrent.futures' logger (what Future uses for a failing callback).
-_LOGGER = logging.getLogger("concurrent.futures")
 
 
 def _running_loop_public() -> asyncio.AbstractEventLoop | None:

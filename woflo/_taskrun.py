@@ -332,15 +332,15 @@ class TaskRun(Future[T], Generic[T]):
         """Call ``fn(run)`` once the run is done, or now if it is (the stdlib contract).
 
         As the stdlib's: ``fn`` runs on the thread that ends the run (or this
-        one, if the run is done), an `Exception` it raises is logged on the
-        ``concurrent.futures`` logger, and a ``KeyboardInterrupt`` or
-        ``SystemExit`` it raises propagates. Unlike it, a callback is never
-        called inside another done-callback on the same thread: added to a
-        done run from inside one, it is called right after that callback
-        returns. A chain of runs, each submitted from the last one's
-        callback, then takes no deeper stack however long it gets (the
-        stdlib's ``Future`` nests them, and with runs that end at once,
-        as on `woflo.SequentialRunner`, hits the recursion limit after a few
+        one, at once, if the run is done), an `Exception` it raises is logged
+        on the ``concurrent.futures`` logger, and a ``KeyboardInterrupt`` or
+        ``SystemExit`` it raises propagates. Unlike it, callbacks nest at most
+        16 deep on a thread (``woflo._each.MAX_NESTED_CALLBACKS``): one added
+        to a done run deeper than that is called once the 16th returns, in
+        order. A chain of runs, each submitted from the last one's callback,
+        then keeps a bounded stack however long it gets (the stdlib's
+        ``Future`` nests them all, and with runs that end at once, as on
+        `woflo.SequentialRunner`, hits the recursion limit after a few
         hundred).
         """
         cond = self._condition
@@ -584,8 +584,8 @@ class TaskRun(Future[T], Generic[T]):
         # on the ``concurrent.futures`` logger. Unlike it, a callback raising
         # SystemExit or KeyboardInterrupt does not skip the ones after it (a
         # run waiting for this one as its input, a wait() or as_completed()):
-        # every callback runs, then the first such exception is raised. Nor
-        # are they nested inside another run's callbacks (woflo/_each.py).
+        # every callback runs, then the first such exception is raised; and
+        # past 16 nested on this thread they are queued (woflo/_each.py).
         call_callbacks(self, self._done_callbacks, callback_failed)
 
     def _notify_waiters(self, event: str) -> None:
