@@ -1,4 +1,4 @@
-"""Done-callbacks nest at most MAX_NESTED_CALLBACKS deep: chains of runs started from callbacks take bounded stack.
+"""Done-callbacks nest as the stdlib's until the stack is deep: chains of runs started from callbacks stay bounded.
 
 With the stdlib's ``Future``, a callback added to a finished future runs
 inside ``add_done_callback``; a run that ends inside ``submit`` (an inline
@@ -161,7 +161,17 @@ def _nest(levels: int, innermost: Callable[[], object]) -> None:
     runner.submit(funcs.add, 0).add_done_callback(level(1))
 
 
-def test_deeper_than_the_nesting_limit_callbacks_are_queued_in_order() -> None:
+def _deep(fn: Callable[[], object], frames: int | None = None) -> None:
+    """Call ``fn`` once the stack is ``frames`` deeper (default: past half the recursion limit)."""
+    if frames is None:
+        frames = sys.getrecursionlimit() // 2
+    if frames <= 0:
+        fn()
+    else:
+        _deep(fn, frames - 1)
+
+
+def test_nested_and_deep_callbacks_are_queued_in_order() -> None:
     order: list[str] = []
     runner = SequentialRunner()
     done = runner.submit(funcs.add, 2)
@@ -172,8 +182,23 @@ def test_deeper_than_the_nesting_limit_callbacks_are_queued_in_order() -> None:
         done.add_done_callback(lambda r: order.append(f"queued b {r.result()}"))
         order.append("innermost ends")
 
-    _nest(MAX_NESTED_CALLBACKS, innermost)
+    _nest(MAX_NESTED_CALLBACKS, lambda: _deep(innermost))
     assert order == ["innermost starts", "innermost ends", "queued a 2", "queued b 2"]
+
+
+def test_nested_but_shallow_callbacks_still_run_at_once() -> None:
+    # 16 nested callbacks on a short stack: what code written for the stdlib
+    # does there (here woflo.progress, which hands runs over through
+    # add_done_callback) must work as it does one level down.
+    runner = SequentialRunner()
+    done = [runner.submit(funcs.add, n) for n in range(3)]
+    got: list[list[int]] = []
+
+    def innermost() -> None:
+        got.append(sorted(r.result() for r in woflo.progress(done, file=io.StringIO(), bar=False)))
+
+    _nest(MAX_NESTED_CALLBACKS + 1, innermost)
+    assert got == [[0, 1, 2]]
 
 
 def test_a_queued_callbacks_errors_are_reported_and_its_exit_reaches_the_outer_caller(
@@ -194,10 +219,11 @@ def test_a_queued_callbacks_errors_are_reported_and_its_exit_reaches_the_outer_c
     def innermost() -> None:
         for callback in (bad, leave, lambda r: ran.append("after")):
             done.add_done_callback(callback)
+        ran.append("innermost ends")
 
     with caplog.at_level(logging.ERROR, logger="concurrent.futures"), pytest.raises(SystemExit):
-        _nest(MAX_NESTED_CALLBACKS, innermost)
-    assert ran == ["after"]
+        _nest(MAX_NESTED_CALLBACKS, lambda: _deep(innermost))
+    assert ran == ["innermost ends", "after"]
     assert any("exception calling callback" in r.getMessage() and r.exc_info for r in caplog.records)
 
 

@@ -109,6 +109,23 @@ def test_a_dead_worker_is_the_executors_own_error() -> None:
     assert all(isinstance(a.exception, BrokenProcessPool) for a in run.attempts)
 
 
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_dead_worker_fails_the_runs_waiting_for_a_slot_too(retries: int) -> None:
+    # max_workers=1: as the dead worker's attempt ends, the executor's
+    # manager thread frees the slot. Handing it to the next waiting attempt
+    # from there called submit on that thread, which holds the executor's
+    # shutdown lock while it fails the futures: on Python 3.12+ every run
+    # stayed pending for ever. The slot now passes on from the timer thread.
+    executor = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    with PoolRunner(executor, own=True, max_workers=1, retries=retries) as runner:
+        dead = runner.submit(tasks.exit_holding, "token")
+        waiting = [runner.submit(tasks.add, n) for n in range(5)]
+        for run in [dead, *waiting]:
+            with pytest.raises(BrokenProcessPool):
+                run.result(timeout=30)
+        assert runner._pool_busy == 0 and not runner._pool_waiting  # no slot left taken
+
+
 def test_an_executor_shut_down_by_its_owner_fails_the_attempt(threads: cf.ThreadPoolExecutor) -> None:
     runner = PoolRunner(threads)
     threads.shutdown()

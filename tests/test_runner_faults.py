@@ -624,3 +624,25 @@ def test_shutdown_never_sees_a_worker_thread_that_has_not_started(monkeypatch: p
             submitter.join(30)
         runner.shutdown(wait=True)
     assert first.result(timeout=30) is True
+
+
+@pytest.mark.parametrize("runner_class", [SequentialRunner, ThreadRunner, AsyncRunner])
+def test_a_missing_tenacity_fails_the_run_at_its_first_retry_decision(runner_class: type[woflo.Runner]) -> None:
+    # tenacity is imported at a run's first failure. When that import failed
+    # (not installed, broken), the run stayed running for ever: the attempt
+    # was settled, the decision raised, and nothing ended the run.
+    script = f"""
+        import sys
+        import funcs
+        from woflo import {runner_class.__name__} as Runner
+        sys.modules["tenacity"] = None  # as if it were not installed: import raises
+        runner = Runner(retries=1)
+        run = runner.submit(funcs.boom, "first")
+        assert run.wait(30), run
+        exc = run.exception(0)
+        assert isinstance(exc, ModuleNotFoundError) and "tenacity" in str(exc), repr(exc)
+        runner.shutdown(wait=True)
+        print("ok")
+    """
+    done = run_script(script)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -15,13 +15,14 @@ a few hundred runs each started from the last one's callback then hits the
 recursion limit (reported against other executors: amltk's
 ``SequentialExecutor``, Parsl's chains of fast tasks). `call_callbacks` makes
 the calls at once, as the stdlib does, until they nest `MAX_NESTED_CALLBACKS`
-deep; deeper ones are queued for the outermost call, which makes them once its
-callback returns.
+deep and the stack is half the recursion limit deep; past that they are queued
+for the outermost call, which makes them once its callback returns.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -81,11 +82,26 @@ def call_each(
         raise kept
 
 
-#: How many done-callback calls may nest on one thread before the next ones
-#: are queued. A level of a chain costs 15-20 frames when each callback
-#: submits to an inline runner (its submit, attempt and end on the stack),
-#: so 16 levels stay far below the default recursion limit of 1,000.
+#: How many done-callback calls nest on one thread before the stack's depth
+#: is looked at (a level of a chain costs 15-20 frames when each callback
+#: submits to an inline runner: its submit, attempt and end are on the stack).
 MAX_NESTED_CALLBACKS = 16
+
+_getframe = getattr(sys, "_getframe", None)
+
+
+def _stack_is_deep() -> bool:
+    """Whether this thread's stack is more than half the recursion limit deep."""
+    if _getframe is None:  # no frames to count (not CPython): take it as deep
+        return True
+    room = sys.getrecursionlimit() // 2
+    frame = _getframe(1)
+    while frame is not None:
+        room -= 1
+        if room <= 0:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Calling(threading.local):
@@ -120,10 +136,12 @@ def call_callbacks(
     The calls are made here, as the stdlib's ``Future`` makes them, unless
     this thread is already inside `MAX_NESTED_CALLBACKS` such calls, one
     within the other (a chain of runs, each submitted from the last one's
-    done-callback and ending at once). Then they are queued, and the
-    outermost call makes them once the callback it is in has returned: the
-    chain goes on at that depth instead of one level deeper per run, however
-    long it is.
+    done-callback and ending at once), and its stack is more than half the
+    recursion limit deep: where the stdlib would soon raise
+    ``RecursionError``. Then they are queued, and the outermost call makes
+    them once the callback it is in has returned: the chain goes on from
+    there instead of one level deeper per run, however long it is. (A
+    callback that waits, that deep, for a queued one waits for ever.)
 
     Args:
         run: the argument of every callback (the run that ended).
@@ -138,14 +156,17 @@ def call_callbacks(
             once every call was made (by the outermost call, for queued ones).
     """
     calling = _calling
-    if calling.depth >= MAX_NESTED_CALLBACKS:
+    depth = calling.depth
+    # The stack is measured every 8 levels only (a walk of up to 500 frames):
+    # between two looks a chain grows by 8 levels, some 160 frames.
+    if depth >= MAX_NESTED_CALLBACKS and depth % 8 == 0 and _stack_is_deep():
         queue = calling.queue
         if queue is None:
             queue = calling.queue = deque()
         queue.extend([(callback, run) for callback in callbacks])
         return
-    outermost = calling.depth == 0
-    calling.depth += 1
+    outermost = depth == 0
+    calling.depth = depth + 1
     kept: BaseException | None = None
     try:
         pending: Iterable[tuple[Callable[[Any], object], Any]] = [(callback, run) for callback in callbacks]

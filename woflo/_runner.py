@@ -755,11 +755,19 @@ class Runner(Executor, metaclass=abc.ABCMeta):
         if state is None:
             # woflo's own Retrying (no hooks): made at the first failure only,
             # and tenacity imported then (a run that never fails never needs it).
-            import tenacity
+            try:
+                import tenacity
 
-            state = control.retry_state = tenacity.RetryCallState(
-                control.policy.retrying, control.fn, control.args, control.kwargs
-            )
+                state = control.retry_state = tenacity.RetryCallState(
+                    control.policy.retrying, control.fn, control.args, control.kwargs
+                )
+            except BaseException as err:
+                # tenacity missing or broken (ModuleNotFoundError): the run
+                # fails with it, where it would otherwise stay running for ever.
+                self._finish(run, None, err)
+                if not isinstance(err, Exception):
+                    raise
+                return
             state.start_time = control.t0
         step = next_step(state, value, exc, run.name)
         if not step.retry:

@@ -334,9 +334,10 @@ class TaskRun(Future[T], Generic[T]):
         As the stdlib's: ``fn`` runs on the thread that ends the run (or this
         one, at once, if the run is done), an `Exception` it raises is logged
         on the ``concurrent.futures`` logger, and a ``KeyboardInterrupt`` or
-        ``SystemExit`` it raises propagates. Unlike it, callbacks nest at most
-        16 deep on a thread (``woflo._each.MAX_NESTED_CALLBACKS``): one added
-        to a done run deeper than that is called once the 16th returns, in
+        ``SystemExit`` it raises propagates. Unlike it, once 16 callbacks nest
+        on a thread (``woflo._each.MAX_NESTED_CALLBACKS``) and the stack is
+        half the recursion limit deep, one added to a done run is queued and
+        called by the outermost callback loop once its callback returns, in
         order. A chain of runs, each submitted from the last one's callback,
         then keeps a bounded stack however long it gets (the stdlib's
         ``Future`` nests them all, and with runs that end at once, as on
@@ -585,7 +586,7 @@ class TaskRun(Future[T], Generic[T]):
         # SystemExit or KeyboardInterrupt does not skip the ones after it (a
         # run waiting for this one as its input, a wait() or as_completed()):
         # every callback runs, then the first such exception is raised; and
-        # past 16 nested on this thread they are queued (woflo/_each.py).
+        # nested too deep on this thread they are queued (woflo/_each.py).
         call_callbacks(self, self._done_callbacks, callback_failed)
 
     def _notify_waiters(self, event: str) -> None:

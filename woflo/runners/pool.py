@@ -198,17 +198,18 @@ class PoolRunner(Runner):
         # On the executor's thread (its worker, its manager thread), or on the
         # thread that cancelled the future.
         attempt.handle = None  # the future refers to this callback: no cycle left
-        try:
-            self._free_slot()
-        except BaseException as raised:
-            # The next attempt's start raised (a logging handler's Ctrl-C): it
-            # failed with it (_free_slot); not into the executor's thread, and
-            # this attempt still ends below.
-            Runner.report_internal_error(raised)
-        if attempt.settled:
-            return  # timed out or stopped: the late outcome is dropped
         delivering = self._pool_delivering
         delivering.active = True
+        try:
+            # Before the outcome: a done-callback of this run may wait for a
+            # run that needs this slot. Handed over from the timer thread
+            # (see _free_slot): not from here.
+            self._free_slot()
+        except BaseException as raised:  # not into the executor's thread; this attempt still ends below
+            Runner.report_internal_error(raised)
+        if attempt.settled:
+            delivering.active = False
+            return  # timed out or stopped: the late outcome is dropped
         try:
             if future.cancelled():
                 # Not by woflo (it settles the attempt first): by whoever else holds the executor.
@@ -244,6 +245,14 @@ class PoolRunner(Runner):
                     self._pool_busy -= 1
                     break
                 following = self._pool_waiting.popleft()  # the slot passes to it
+            if getattr(self._pool_delivering, "active", False):
+                # On the executor's own thread, inside its done-callback:
+                # submitting from there deadlocks a broken ProcessPoolExecutor
+                # on Python 3.12+ (its manager thread holds its shutdown lock
+                # while it fails the futures, and submit takes that lock). The
+                # slot passes on from the runner's timer thread instead.
+                self.call_later(0.0, functools.partial(self._pass_slot, following), "retry")
+                break
             # A loop, not a recursion: a thousand waiting attempts that an
             # executor shut down meanwhile refuses fail one after the other.
             try:
@@ -259,3 +268,17 @@ class PoolRunner(Runner):
                         Runner.report_internal_error(again)
         if interrupted is not None:
             raise interrupted
+
+    def _pass_slot(self, following: Attempt) -> None:
+        """On the timer thread: ``following`` takes the slot freed for it, or passes it on."""
+        try:
+            if self._hand_over(following):
+                return
+        except BaseException as exc:  # its start raised (a logging handler's Ctrl-C): it must not stay running
+            if not following.settled:
+                try:
+                    following.fail(exc)
+                except BaseException as again:  # its own done-callback's: the run has ended all the same
+                    Runner.report_internal_error(again)
+            Runner.report_internal_error(exc)
+        self._free_slot()
