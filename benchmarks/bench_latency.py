@@ -1,7 +1,9 @@
 """One task at a time (submit, result, repeat): round-trip latency against peers and a bare pipe (issue 13, items 4 and 5).
 
 Processes (2 workers): woflo's ProcessRunner ("exec"), a bare pipe ping-pong
-to one child (``_bare.BarePipe.ping``: one byte each way, the floor),
+to one child (``_bare.BarePipe.ping``: one byte each way, the floor), the same
+pipe with a parent thread relaying each reply to the caller, as every pool's
+result thread does (``_bare.RelayedPipe``),
 ProcessPoolExecutor ("fork", "spawn"), loky, pebble, mpire (``apply_async``).
 Threads: ThreadRunner against ThreadPoolExecutor. Round-robin repetitions,
 medians, ranges, and ratios of the medians (above 1: slower than the baseline).
@@ -29,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _bare import BarePipe
+from _bare import BarePipe, RelayedPipe
 from _common import compare_samples
 from _payload_funcs import noop
 from _peers import make_peers, woflo_peer
@@ -69,17 +71,21 @@ def main() -> None:
         f"{W} workers, {n} trips per repetition, cpus={os.cpu_count()}, runs on CPUs {placement}"
         f"{' (pinned)' if args.cpus else ''}, Python {sys.version.split()[0]}\n"
     )
-    bare = BarePipe()
+    bare, relayed = BarePipe(), RelayedPipe()
     peers = [woflo_peer("woflo exec", W), *make_peers(W, ["PPE fork", "PPE spawn", "loky", "pebble", "mpire"])]
     try:
         for p in peers:
             trips(p.submit, 50)
-        contenders = {"bare pipe": lambda: [bare.ping() for _ in range(n)]}
+        contenders = {
+            "bare pipe": lambda: [bare.ping() for _ in range(n)],
+            "bare pipe + result thread": lambda: [relayed.ping() for _ in range(n)],
+        }
         contenders.update({p.name: (lambda p=p: trips(p.submit, n)) for p in peers})
         times = compare_samples(contenders, repeat=args.reps)
         print(report("processes: one tiny task at a time", times, n, "bare pipe"), "\n")
     finally:
         bare.close()
+        relayed.close()
         for p in peers:
             p.close()
     tr, tpe = ThreadRunner(W), cf.ThreadPoolExecutor(W)

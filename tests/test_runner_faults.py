@@ -646,3 +646,42 @@ def test_a_missing_tenacity_fails_the_run_at_its_first_retry_decision(runner_cla
     """
     done = run_script(script)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+class _Result:
+    """A value whose freeing a weak reference can see."""
+
+
+@pytest.mark.parametrize("runner_class", [ThreadRunner, AsyncRunner])
+def test_a_retried_runs_result_is_freed_once_the_caller_drops_it(runner_class: type[woflo.Runner]) -> None:
+    # A retry after a wait is started by the runner's timer thread (or a loop
+    # timer). That thread kept the last callback it ran (the relaunch, which
+    # holds the run) until its next timer, the loop timer and its handle
+    # held each other, and the first attempt's traceback kept the frame that
+    # ran it, holding the attempt: the run's result stayed alive with them.
+    # (SequentialRunner is left out: there the traceback keeps the frames of
+    # the submit call itself, which hold the run; a collection frees them.)
+    import gc
+    import weakref
+
+    calls: list[int] = []
+
+    def fail_once() -> _Result:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first attempt")
+        return _Result()
+
+    runner = runner_class(retries=1, retry_wait_time=0.001)
+    try:
+        run = runner.submit(fail_once)
+        gc.disable()  # freed by its last reference going, not by a collection
+        try:
+            ref = weakref.ref(run.result(timeout=30))
+            assert len(run.attempts) == 2
+            del run
+            wait_for(lambda: ref() is None, 10, "the result freed")
+        finally:
+            gc.enable()
+    finally:
+        runner.shutdown(wait=True)

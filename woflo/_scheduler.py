@@ -154,6 +154,9 @@ class Scheduler:
                 fn()
             except BaseException as exc:
                 self._on_error(exc)
+            # Not kept while this thread sleeps until the next timer: it may
+            # hold a run (a retry's relaunch, a slot passed on) and its result.
+            del fn
 
     def _compact(self) -> None:
         # Cancelled timeouts of finished attempts pile up behind long timeouts:

@@ -91,6 +91,10 @@ def call_bound(attempt: _Attempt, fn: Callable[..., Any], args: tuple[Any, ...],
     and raises what it raises.
     """
     token = _RUN.set((_weakref(attempt.run), attempt.number, attempt.worker))
+    # The traceback of what fn raises keeps this frame, and the run keeps that
+    # exception in its attempts: the frame must not hold the run (through the
+    # attempt), or the run and its result could only be freed by a collection.
+    del attempt
     try:
         return fn(*args, **kwargs)
     finally:

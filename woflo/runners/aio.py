@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from woflo._looprun import LoopTaskRun, running_loop, running_loop_here
 from woflo._runner import Attempt, Runner, TimerKind
-from woflo._scheduler import Timer
+from woflo._scheduler import Timer, _nothing
 from woflo._shared import shared_runner, untrack
 from woflo._tasklog import bind, unbind
 from woflo.runners.thread import ThreadRunner
@@ -66,8 +66,13 @@ class _LoopTimer(Timer):
 
     def fire(self) -> None:
         fn = self.fn  # before the flag: cancel() replaces it
+        # Fired: this timer and its handle refer to each other, and fn may
+        # hold a run (a retry's relaunch) and its result. Dropped now, they
+        # go without waiting for a collection.
+        self.handle = None
         if not self.cancelled:
-            self.cancelled = True  # fired: a later cancel() has nothing to do
+            self.cancelled = True  # a later cancel() has nothing to do
+            self.fn = _nothing
             fn()
 
     def cancel(self) -> None:
@@ -298,6 +303,10 @@ class AsyncRunner(Runner):
         finally:
             if self._limit is not None:
                 self._release()
+            # A failure's traceback keeps this frame, and the run keeps the
+            # failure in its attempts: the frame must not hold the attempt
+            # (and through it the run), or only a collection could free them.
+            del attempt
 
     def _release(self) -> None:
         waiting = self._waiting
