@@ -213,3 +213,34 @@ def test_events_name_the_executor_as_worker(threads: cf.ThreadPoolExecutor) -> N
     assert {e["worker"] for e in events.of("attempt.started")} == {"ThreadPoolExecutor"}
     assert {e["runner"] for e in events} == {"pool"}
     runner.shutdown()
+
+
+def test_a_run_stopped_inside_a_done_callback_leaves_the_callback_on_the_executors_thread() -> None:
+    # A's done-callback stops B, still queued in the executor: B's outcome is
+    # delivered inside A's callback, and at its end it cleared the flag that
+    # says "this is the executor's thread delivering an outcome". The rest of
+    # A's callback was then taken for a foreign thread: shutdown(wait=True)
+    # there raised "cannot join current thread" instead of returning.
+    executor = cf.ThreadPoolExecutor(1)
+    runner = PoolRunner(executor, max_workers=2, own=True)
+    release = threading.Event()
+    first = runner.submit(release.wait, 30)
+    second = runner.submit(tasks.add, 1)  # queued in the executor behind the first
+    seen: dict[str, object] = {}
+    ended = threading.Event()
+
+    def on_first(run: Any) -> None:
+        seen["stopped"] = second.stop()
+        seen["owns"] = runner.owns_current_thread()
+        try:
+            runner.shutdown(wait=True)
+            seen["shutdown"] = "returned"
+        except BaseException as exc:
+            seen["shutdown"] = repr(exc)
+        ended.set()
+
+    first.add_done_callback(on_first)
+    release.set()
+    assert ended.wait(30)
+    assert seen == {"stopped": True, "owns": True, "shutdown": "returned"}
+    assert second.cancelled()

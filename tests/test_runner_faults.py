@@ -685,3 +685,50 @@ def test_a_retried_runs_result_is_freed_once_the_caller_drops_it(runner_class: t
             gc.enable()
     finally:
         runner.shutdown(wait=True)
+
+
+class _Failure(Exception):
+    """An exception whose freeing a weak reference can see."""
+
+
+async def _fail_async() -> None:
+    raise _Failure("always")
+
+
+def _fail() -> None:
+    raise _Failure("always")
+
+
+@pytest.mark.parametrize("runner_class", [ThreadRunner, AsyncRunner])
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_failed_run_is_freed_once_the_caller_drops_it(runner_class: type[woflo.Runner], retries: int) -> None:
+    # Two cycles kept it until a collection: result() raising the task's
+    # exception kept its own frame (holding the run) in the exception's
+    # traceback (the stdlib's Future.result breaks that cycle), and tenacity
+    # re-raising the exception when it gave up added frames that hold the run.
+    import gc
+    import weakref
+
+    runner = runner_class(retries=retries, retry_wait_time=0)
+    fn = _fail_async if runner_class is AsyncRunner else _fail
+    try:
+        gc.disable()
+        try:
+            run = runner.submit(fn)
+            try:
+                run.result(timeout=30)
+            except _Failure as exc:  # not pytest.raises: its ExceptionInfo keeps the traceback
+                freed_exc = weakref.ref(exc)
+            else:
+                raise AssertionError("result() returned")
+            assert len(run.attempts) == retries + 1
+            freed_run = weakref.ref(run)
+            del run
+            # The exception itself may live on in a captured log record
+            # (task.failed carries it); the run must not.
+            wait_for(lambda: freed_run() is None, 10, "the run freed")
+            assert isinstance(freed_exc(), (_Failure, type(None)))
+        finally:
+            gc.enable()
+    finally:
+        runner.shutdown(wait=True)

@@ -347,7 +347,11 @@ class LoopTaskRun(TaskRun[T]):
             raise self._make_cancelled_error()
         # Done: returns or raises at once. Not done: the timeout passed, and
         # result(0) raises the stdlib's TimeoutError.
-        return super().result(0)
+        try:
+            return super().result(0)
+        except BaseException:
+            del self  # as TaskRun.result: the exception's traceback keeps this frame
+            raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The run's exception, as `TaskRun.exception`; a cancelled run raises `RunCancelled`."""

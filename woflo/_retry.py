@@ -51,17 +51,26 @@ def next_step(state: tenacity.RetryCallState, value: Any, exc: BaseException | N
     # thread's must exist (nobody reads them).
     if "attempt_number" not in retrying.statistics:
         retrying.begin()
+    traceback = None
     if exc is None:
         state.set_result(value)
     else:
-        state.set_exception((type(exc), exc, exc.__traceback__))
+        traceback = exc.__traceback__
+        state.set_exception((type(exc), exc, traceback))
     try:
         action = retrying.iter(state)
     except tenacity.RetryError as err:
         last = err.last_attempt
         return Step(False, 0.0, None, (last.exception() if last.failed else None) or err)
     except BaseException as final:
-        if exc is not None and final is not exc and final.__context__ is None:
+        if final is exc:
+            # tenacity gave up and re-raised the task's own exception: that
+            # added this frame and tenacity's to its traceback, and those
+            # frames hold their callers, which hold the run that keeps the
+            # exception (a cycle only a collection frees). The traceback the
+            # task raised it with is what its caller needs.
+            exc.__traceback__ = traceback
+        elif exc is not None and final.__context__ is None:
             # A strategy or hook failed while handling the task's error: keep
             # that error in the traceback, as an except block would.
             final.__context__ = exc

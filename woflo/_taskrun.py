@@ -370,7 +370,14 @@ class TaskRun(Future[T], Generic[T]):
                 return super().result(timeout)
             except CancelledError:
                 if self._state != CANCELLED_AND_NOTIFIED:
+                    del self  # as below
                     raise  # the task's own CancelledError
+            except BaseException:
+                # As the stdlib's Future.result: the traceback of the task's
+                # exception keeps this frame, and the run keeps the exception;
+                # the frame must not hold the run (a cycle only a collection frees).
+                del self
+                raise
         raise self._cancelled_error()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:

@@ -199,6 +199,9 @@ class PoolRunner(Runner):
         # thread that cancelled the future.
         attempt.handle = None  # the future refers to this callback: no cycle left
         delivering = self._pool_delivering
+        # Restored, not cleared, at the end: a done-callback of this run may
+        # stop another queued run, whose _done then runs inside this one.
+        outer = getattr(delivering, "active", False)
         delivering.active = True
         try:
             # Before the outcome: a done-callback of this run may wait for a
@@ -208,7 +211,7 @@ class PoolRunner(Runner):
         except BaseException as raised:  # not into the executor's thread; this attempt still ends below
             Runner.report_internal_error(raised)
         if attempt.settled:
-            delivering.active = False
+            delivering.active = outer
             return  # timed out or stopped: the late outcome is dropped
         try:
             if future.cancelled():
@@ -226,7 +229,7 @@ class PoolRunner(Runner):
             # which it would end (the stdlib's workers die of it).
             Runner.survive(attempt, raised)
         finally:
-            delivering.active = False
+            delivering.active = outer
 
     def _free_slot(self) -> None:
         """Give up one slot: the next waiting attempt takes it, or it is free.
